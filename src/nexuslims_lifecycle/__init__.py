@@ -1,0 +1,57 @@
+"""A state machine for NexusLIMS record statuses.
+
+Drive a session's lifecycle in code, ask what is legal, and get a clear error for
+what is not. See :mod:`nexuslims_lifecycle.rules` for the lifecycle itself.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from nexuslims_lifecycle.enums import EventType, ExternalSystem, RecordStatus
+from nexuslims_lifecycle.errors import (
+    IllegalTransition,
+    LifecycleError,
+    MissingEndTime,
+    UnknownEvent,
+    UnknownStatus,
+)
+from nexuslims_lifecycle.legality import (
+    allowed_events,
+    can,
+    check,
+    is_terminal,
+    next_status,
+    next_statuses,
+    replay,
+    shortest_path,
+)
+from nexuslims_lifecycle.machine import Session, add_listener, remove_listener
+from nexuslims_lifecycle.rules import EVENTS, LIFECYCLE
+
+__version__ = version("nexuslims-lifecycle")
+
+__all__ = [
+    "EVENTS",
+    "LIFECYCLE",
+    "EventType",
+    "ExternalSystem",
+    "IllegalTransition",
+    "LifecycleError",
+    "MissingEndTime",
+    "RecordStatus",
+    "Session",
+    "UnknownEvent",
+    "UnknownStatus",
+    "__version__",
+    "add_listener",
+    "allowed_events",
+    "can",
+    "check",
+    "is_terminal",
+    "next_status",
+    "next_statuses",
+    "remove_listener",
+    "replay",
+    "shortest_path",
+]
