@@ -210,6 +210,21 @@ def test_can_lists_legal_moves_when_illegal() -> None:
     )
 
 
+def test_can_lists_the_guard_among_legal_moves() -> None:
+    result = run("can", "TO_BE_BUILT", "WAITING_FOR_END")
+    assert result.exit_code == 1
+    assert "  find_no_files -> NO_FILES_FOUND (guarded by file_delay_elapsed)\n" in result.stdout
+    assert "  complete -> COMPLETED\n" in result.stdout
+    assert "shortest way there" not in result.stdout  # no legal history goes back
+
+
+def test_can_a_status_to_itself_is_no_move() -> None:
+    result = run("can", "ERROR", "error")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("no: no single event moves ERROR to ERROR\n")
+    assert "shortest way there" not in result.stdout
+
+
 def test_can_from_a_terminal_status_says_so() -> None:
     result = run("can", "COMPLETED", "TO_BE_BUILT")
     assert result.exit_code == 1

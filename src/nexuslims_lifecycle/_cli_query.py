@@ -120,7 +120,9 @@ def diagram(fmt: str, output: Path | None, highlight: RecordStatus | None, as_js
 @json_option
 @click.pass_context
 def can(ctx: click.Context, source: RecordStatus, dest: RecordStatus, as_json: bool) -> None:
-    """Say whether one event moves a session from FROM to TO (exit 0 if so, 1 if not).
+    """Say whether one event moves a session from FROM to TO.
+
+    Exit 0 and name the event if so; exit 1 and list the moves legal from FROM if not.
 
     Guards are not evaluated: find_no_files counts as a legal move.
     """
@@ -175,7 +177,7 @@ def _print_can(
 @click.argument("status", type=STATUS)
 @json_option
 def explain(status: RecordStatus, as_json: bool) -> None:
-    """Explain STATUS: its meaning, the moves out and in, how a session gets there."""
+    """Explain STATUS: meaning, moves out and in, shortest path there."""
     out, into = _moves_out(status), _ways_in(status)
     path = legality.shortest_path(LIFECYCLE.initial, status)
     if as_json:
@@ -237,7 +239,9 @@ def _print_moves(
 @json_option
 @click.pass_context
 def replay(ctx: click.Context, events: tuple[str, ...], start: RecordStatus, as_json: bool) -> None:
-    """Fire EVENT... in order and print the final status, or the first illegal step (exit 1).
+    """Fire EVENT... in order and say where the session ends.
+
+    Print the final status (exit 0) or the first illegal step (exit 1).
 
     Guards are not evaluated: find_no_files counts as a legal move.
     """
