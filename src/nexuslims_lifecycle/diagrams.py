@@ -30,16 +30,13 @@ from nexuslims_lifecycle._diagram_text import render_dot, render_markdown, rende
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import UnknownFormat
 
-__all__ = ["FORMATS", "IMAGE_FORMATS", "DiagramFormat", "render"]
+__all__ = ["FORMATS", "DiagramFormat", "render"]
 
 DiagramFormat = Literal["mermaid", "dot", "markdown", "svg", "png"]
 """The name of a diagram format."""
 
 FORMATS: Final[tuple[DiagramFormat, ...]] = ("mermaid", "dot", "markdown", "svg", "png")
 """Every format :func:`render` draws, text formats first."""
-
-IMAGE_FORMATS: Final[frozenset[str]] = frozenset({"svg", "png"})
-"""The formats drawn by Graphviz, which need the ``render`` extra."""
 
 _TEXT_RENDERERS: Final = {"mermaid": render_mermaid, "dot": render_dot, "markdown": render_markdown}
 
