@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from nexuslims_lifecycle import __version__
+from nexuslims_lifecycle._cli_query import can, diagram, explain, replay
 
 __all__ = ["main"]
 
@@ -26,3 +27,7 @@ def demo() -> None:
     from nexuslims_lifecycle import _demo  # noqa: PLC0415 - keep start-up fast
 
     _demo.run(Console())
+
+
+for _command in (diagram, can, explain, replay):
+    main.add_command(_command)
