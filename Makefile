@@ -33,10 +33,14 @@ typecheck: $(VENV)/.test-installed
 pytest: $(VENV)/.test-installed
 	$(BIN)/pytest --cov --cov-report=term
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/run.py
 
+# -E: read every page afresh, so a warning is never hidden by an incremental build.
+docs: $(VENV)/.test-installed
+	$(BIN)/sphinx-build -E -W --keep-going -n -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage docs/_build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage docs/_build docs/reference/api
