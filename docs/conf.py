@@ -13,7 +13,7 @@ from importlib.metadata import version as _version
 from pathlib import Path
 
 _HERE = Path(__file__).parent
-sys.path.insert(0, str(_HERE / "_ext"))  # numpydoc_parser, the docstring parser below
+sys.path.insert(0, str(_HERE / "_ext"))  # numpydoc_parser and autodoc2_renderer, below
 
 project = "nexuslims-lifecycle"
 author = "nexuslims-lifecycle developers"
@@ -47,7 +47,7 @@ myst_fence_as_directive = ["mermaid"]  # ```mermaid fences render as diagrams
 autodoc2_packages = [{"path": "../src/nexuslims_lifecycle", "module": "nexuslims_lifecycle"}]
 autodoc2_output_dir = "reference/api"
 autodoc2_index_template = None  # reference/api.md is the hand-written index
-autodoc2_render_plugin = "myst"
+autodoc2_render_plugin = "autodoc2_renderer.Renderer"  # MyST, without "= None" values
 autodoc2_module_all_regexes = [r"nexuslims_lifecycle\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*"]
 autodoc2_skip_module_regexes = [r".*\._.*", r".*\.__main__"]
 autodoc2_hidden_objects = ["private", "inherited", "dunder"]
