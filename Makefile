@@ -33,7 +33,7 @@ typecheck: $(VENV)/.test-installed
 pytest: $(VENV)/.test-installed
 	$(BIN)/pytest --cov --cov-report=term
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
 
 # The lifecycle diagram and table in docs/ are generated from the rules; a test fails
 # when the committed copies differ from what `make diagrams` would write.
@@ -50,5 +50,9 @@ tests/mermaid/node_modules/.package-lock.json: tests/mermaid/package-lock.json
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/run.py
 
+# -E: read every page afresh, so a warning is never hidden by an incremental build.
+docs: $(VENV)/.test-installed
+	$(BIN)/sphinx-build -E -W --keep-going -n -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage docs/_build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage docs/_build docs/reference/api
