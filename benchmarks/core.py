@@ -20,7 +20,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from functools import partial
+from itertools import product
 from typing import Any
 
 from nexuslims_lifecycle import RecordStatus, legality
@@ -152,6 +152,13 @@ def _assert_completed(session: Any) -> None:
         raise RuntimeError(msg)
 
 
+def _fastest(known: list[int] | None, chunks: list[int]) -> list[int]:
+    """Keep, chunk by chunk, the faster of two runs of the same work."""
+    if known is None:
+        return chunks
+    return [min(a, b) for a, b in zip(known, chunks, strict=True)]
+
+
 def best_of(
     measure: Callable[[Contender, int], Sample],
     contenders: Sequence[Contender],
@@ -168,8 +175,7 @@ def best_of(
     for _ in range(repeats):
         for contender in contenders:
             sample = measure(contender, n)
-            known = fastest.get(contender.key, sample.chunks)
-            fastest[contender.key] = [min(a, b) for a, b in zip(known, sample.chunks, strict=True)]
+            fastest[contender.key] = _fastest(fastest.get(contender.key), sample.chunks)
             operations[contender.key] = sample.operations
     return {key: sum(chunks) / operations[key] for key, chunks in fastest.items()}
 
@@ -279,18 +285,32 @@ def scaling(
 ) -> dict[str, list[ScalePoint]]:
     """Return bytes and creation time per session at each size, for each contender.
 
-    Creation time is the best of ``repeats`` runs at the largest size; smaller sizes
-    run more often (up to the same total number of sessions, at most 50 times), so
-    that a short run is not judged on one noisy sample. Contenders alternate.
+    Creation time is measured ``repeats`` times at the largest size and more often
+    at smaller ones (up to 50 times), chunk by chunk as in :func:`best_of`. The
+    repeats of every size, contender and GC setting are interleaved over the whole
+    measurement, so a spell of load on the machine cannot cover all of one size's.
     """
-    points: dict[str, list[ScalePoint]] = {contender.key: [] for contender in contenders}
     largest = max(sizes)
-    for n in sizes:
-        memory = {contender.key: bytes_per_session(contender, n) for contender in contenders}
-        runs = max(repeats, min(50, repeats * largest // n))
-        paused = best_of(creation, contenders, n, runs)
-        gc_on = best_of(partial(creation, gc_on=True), contenders, n, runs)
-        for contender in contenders:
-            key = contender.key
-            points[key].append(ScalePoint(n, memory[key], paused[key], gc_on[key]))
-    return points
+    runs = {n: max(repeats, min(50, largest // n)) for n in sizes}
+    memory = {(each.key, n): bytes_per_session(each, n) for n in sizes for each in contenders}
+    fastest: dict[tuple[str, int, bool], list[int]] = {}
+    for repeat in range(max(runs.values())):
+        for n in sizes:
+            if repeat >= runs[n]:
+                continue
+            for contender, gc_on in product(contenders, (False, True)):
+                key = (contender.key, n, gc_on)
+                chunks = creation(contender, n, gc_on=gc_on).chunks
+                fastest[key] = _fastest(fastest.get(key), chunks)
+    return {
+        each.key: [
+            ScalePoint(
+                n,
+                memory[each.key, n],
+                sum(fastest[each.key, n, False]) / n,
+                sum(fastest[each.key, n, True]) / n,
+            )
+            for n in sizes
+        ]
+        for each in contenders
+    }
