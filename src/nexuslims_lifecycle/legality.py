@@ -61,6 +61,10 @@ _ALLOWED: Final = {
     status: tuple(event for (source, event) in _NEXT if source is status) for status in RecordStatus
 }
 _EDGES: Final = frozenset((source, dest) for (source, _), dest in _NEXT.items())
+# Every (source, dest) pair answered in one lookup, as next_status answers (status, event).
+_CAN: Final = {
+    (source, dest): (source, dest) in _EDGES for source in RecordStatus for dest in RecordStatus
+}
 _TERMINAL: Final = LIFECYCLE.terminal
 
 
@@ -139,13 +143,9 @@ def can(source: RecordStatus | str, dest: RecordStatus | str) -> bool:
     False
     """
     try:
-        if (source, dest) in _EDGES:
-            return True
-    except TypeError:
-        pass
-    parse_status(source)
-    parse_status(dest)
-    return False
+        return _CAN[source, dest]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return _CAN[parse_status(source), parse_status(dest)]
 
 
 def allowed_events(status: RecordStatus | str) -> tuple[str, ...]:
