@@ -1,0 +1,274 @@
+"""The write transactions of ``start`` and ``advance``, on an open connection.
+
+Each function runs inside one transaction that the caller opened (``BEGIN
+IMMEDIATE`` on SQLite). A move is a compare-and-set: every row of the session goes
+from the status read to the new one only if it still holds the status read; then
+the session is read again, so a row or a claim that another writer committed in
+between (PostgreSQL, READ COMMITTED) turns into a conflict, not a half-done move.
+Any error raised here rolls the whole transaction back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from nexuslims_lifecycle import legality
+from nexuslims_lifecycle.enums import EventType, RecordStatus
+from nexuslims_lifecycle.errors import (
+    FileDelayNotElapsed,
+    MissingEndTime,
+    SessionExists,
+    StoreError,
+    TransitionConflict,
+    UnknownSession,
+)
+from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
+from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG, STATUS_HISTORY
+from nexuslims_lifecycle.store._types import parse_stored_time, utc_text
+
+__all__ = ["Move", "SessionRows", "advance", "agreed_status", "insert_row", "read_session", "start"]
+
+_LOG = SESSION_LOG.c
+_HIST = STATUS_HISTORY.c
+_CLAIM = BUILD_CLAIM.c
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One requested move: what, by whom, when, and what the writer believes."""
+
+    session_identifier: str
+    event: str
+    actor: str | None
+    at: datetime
+    now: datetime
+    expected: RecordStatus | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRows:
+    """What one read of a session's ``session_log`` rows found."""
+
+    status: RecordStatus
+    count: int
+    instrument: str
+    user: str | None
+    ended_at: str | None
+
+
+def agreed_status(session_identifier: str, values: set[str]) -> RecordStatus:
+    """Return the one status all rows hold, or raise a StoreError naming what was found."""
+    if len(values) != 1:
+        msg = (
+            f"the session_log rows of {session_identifier!r} disagree on record_status "
+            f"({', '.join(sorted(values))}): NexusLIMS keeps one status on all rows; "
+            "fix the rows (the audit shows which) before moving this session"
+        )
+        raise StoreError(msg)
+    (value,) = values
+    try:
+        return RecordStatus(value)
+    except ValueError:
+        msg = (
+            f"session {session_identifier!r} has record_status {value!r} in session_log, "
+            f"which is not a RecordStatus (expected one of "
+            f"{', '.join(s.value for s in RecordStatus)}); fix the rows before moving it"
+        )
+        raise StoreError(msg) from None
+
+
+def read_session(
+    conn: sa.Connection, session_identifier: str, *, lock: bool = False
+) -> SessionRows:
+    """Read every row of a session; raise UnknownSession if there is none.
+
+    With ``lock`` on PostgreSQL, the rows are locked in id order (START first), the
+    order every writer uses, so two writers of one session queue instead of deadlocking.
+    """
+    query = (
+        sa.select(_LOG.record_status, _LOG.instrument, _LOG.user, _LOG.event_type, _LOG.timestamp)
+        .where(_LOG.session_identifier == session_identifier)
+        .order_by(_LOG.id_session_log)
+    )
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    rows = conn.execute(query).all()
+    if not rows:
+        raise UnknownSession(session_identifier)
+    status = agreed_status(session_identifier, {row.record_status for row in rows})
+    ends = [row.timestamp for row in rows if row.event_type == EventType.END.value]
+    return SessionRows(status, len(rows), rows[0].instrument, rows[0].user, (ends or [None])[-1])
+
+
+def _append_history(
+    conn: sa.Connection, move: Move, source: RecordStatus | None, dest: RecordStatus
+) -> None:
+    """Append the next history entry; a taken sequence number means another writer won."""
+    last = conn.execute(
+        sa.select(sa.func.max(_HIST.seq)).where(_HIST.session_identifier == move.session_identifier)
+    ).scalar_one()
+    conn.execute(
+        STATUS_HISTORY.insert().values(
+            session_identifier=move.session_identifier,
+            seq=(last or 0) + 1,
+            from_status=None if source is None else source.value,
+            to_status=dest.value,
+            event=move.event,
+            actor=move.actor,
+            at=move.at.isoformat(),
+        )
+    )
+
+
+def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
+    """Insert one session_log row and return its id."""
+    result = conn.execute(SESSION_LOG.insert().values(session_identifier=sid, **info))
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - both dialects report the new id
+        msg = "the database did not report the new session_log row's id"
+        raise StoreError(msg)
+    return int(key[0])
+
+
+def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) -> RecordStatus:
+    """Write a new session's START row and first history entry."""
+    sid = move.session_identifier
+    existing = conn.execute(
+        sa.select(_LOG.record_status).where(_LOG.session_identifier == sid).limit(1)
+    ).scalar()
+    if existing is not None:
+        raise SessionExists(sid, existing)
+    initial = LIFECYCLE.initial
+    insert_row(
+        conn,
+        sid,
+        {
+            "instrument": instrument,
+            "timestamp": move.at.isoformat(),
+            "event_type": EventType.START.value,
+            "record_status": initial.value,
+            "user": user,
+        },
+    )
+    try:
+        _append_history(conn, move, None, initial)
+    except sa.exc.IntegrityError:
+        raise SessionExists(sid) from None
+    return initial
+
+
+def _check_file_delay(rows: SessionRows, move: Move) -> None:
+    """Refuse ``find_no_files`` before the file delay has elapsed since the END row."""
+    if rows.ended_at is None:
+        raise MissingEndTime(move.session_identifier, move.event)
+    ended = parse_stored_time(rows.ended_at, move.session_identifier)
+    if move.now - ended < FILE_DELAY:
+        raise FileDelayNotElapsed(move.session_identifier, ended, ended + FILE_DELAY)
+
+
+def _claim_holder(conn: sa.Connection, move: Move) -> str | None:
+    """Return the worker whose build claim on the session is live or is the actor's."""
+    claim = conn.execute(
+        sa.select(_CLAIM.worker, _CLAIM.expires_at).where(
+            _CLAIM.session_identifier == move.session_identifier
+        )
+    ).first()
+    if claim is None:
+        return None
+    if claim.worker == move.actor or claim.expires_at > utc_text(move.now):
+        return str(claim.worker)
+    return None
+
+
+def _conflict(
+    move: Move, current: RecordStatus | None, holder: str | None = None
+) -> TransitionConflict:
+    """Build the conflict for ``move`` seen against ``current``."""
+    return TransitionConflict(
+        move.session_identifier,
+        move.event,
+        expected=None if move.expected is None else move.expected.value,
+        current=None if current is None else current.value,
+        holder=holder,
+    )
+
+
+def advance(conn: sa.Connection, move: Move) -> RecordStatus:
+    """Make one checked, compare-and-set move; return the new status."""
+    sid = move.session_identifier
+    rows = read_session(conn, sid, lock=True)
+    if move.expected is not None and rows.status is not move.expected:
+        raise _conflict(move, rows.status)
+    dest = legality.next_status(rows.status, move.event)
+    if move.event == "find_no_files":
+        _check_file_delay(rows, move)
+    moved = conn.execute(
+        SESSION_LOG.update()
+        .where(_LOG.session_identifier == sid, _LOG.record_status == rows.status.value)
+        .values(record_status=dest.value)
+    ).rowcount
+    if moved != rows.count:
+        raise _conflict(move, _current(conn, sid))
+    building = rows.status is RecordStatus.TO_BE_BUILT
+    holder = _claim_holder(conn, move) if building else None
+    if holder is not None and holder != move.actor:
+        raise _conflict(move, rows.status, holder)
+    _write_event_row(conn, move, rows, dest, claimed=holder is not None, outcome=building)
+    stragglers = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(SESSION_LOG)
+        .where(_LOG.session_identifier == sid, _LOG.record_status != dest.value)
+    ).scalar_one()
+    if stragglers:
+        raise _conflict(move, None)
+    try:
+        _append_history(conn, move, rows.status, dest)
+    except sa.exc.IntegrityError:
+        raise _conflict(move, None) from None
+    if dest is not RecordStatus.TO_BE_BUILT:
+        conn.execute(BUILD_CLAIM.delete().where(_CLAIM.session_identifier == sid))
+    return dest
+
+
+def _write_event_row(
+    conn: sa.Connection,
+    move: Move,
+    rows: SessionRows,
+    dest: RecordStatus,
+    *,
+    claimed: bool,
+    outcome: bool,
+) -> None:
+    """Write the END row of ``end``, and a RECORD_GENERATION row for an unclaimed build outcome.
+
+    A build outcome is a move out of TO_BE_BUILT.
+
+    A claimed build already has its RECORD_GENERATION row (written by the claim, as
+    NexusLIMS writes one when an attempt starts), so its outcome adds none.
+    """
+    if move.event == "end":
+        kind = EventType.END
+    elif outcome and not claimed:
+        kind = EventType.RECORD_GENERATION
+    else:
+        return
+    info = {
+        "instrument": rows.instrument,
+        "timestamp": move.at.isoformat(),
+        "event_type": kind.value,
+        "record_status": dest.value,
+        "user": rows.user,
+    }
+    insert_row(conn, move.session_identifier, info)
+
+
+def _current(conn: sa.Connection, sid: str) -> RecordStatus | None:
+    """Return the session's status now, or None if its rows do not agree on one."""
+    try:
+        return read_session(conn, sid).status
+    except StoreError:
+        return None
