@@ -8,6 +8,9 @@ both try to upgrade (the upgrade is what ends in "database is locked").
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -84,7 +87,7 @@ def create_engine(url: URL) -> Engine:
     """
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url)
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -106,7 +109,34 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        write = connection.get_execution_options().get(WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        raw: Any = connection.connection.dbapi_connection
+        if connection.get_execution_options().get(WRITE, False):
+            _begin_immediate(raw)
+        else:
+            raw.execute("BEGIN")
 
     return engine
+
+
+def _begin_immediate(raw: Any) -> None:
+    """Take SQLite's write lock, polling every fraction of a millisecond until it is free.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10... up to 100 ms between tries, so
+    under a steady stream of short write transactions a waiting writer sleeps through
+    many free moments; polling briefly instead keeps the lock busy. Only this wait
+    is polled: once the lock is held, the busy timeout applies again.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.00005, 0.0005))  # noqa: S311 - jitter
+            else:
+                return
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")

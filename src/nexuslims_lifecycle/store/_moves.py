@@ -27,14 +27,12 @@ from nexuslims_lifecycle.errors import (
     UnknownSession,
 )
 from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
-from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG, STATUS_HISTORY
+from nexuslims_lifecycle.store import _sql
 from nexuslims_lifecycle.store._types import parse_stored_time, utc_text
 
 __all__ = ["Move", "SessionRows", "advance", "agreed_status", "insert_row", "read_session", "start"]
 
-_LOG = SESSION_LOG.c
-_HIST = STATUS_HISTORY.c
-_CLAIM = BUILD_CLAIM.c
+_END = EventType.END.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,44 +87,44 @@ def read_session(
     With ``lock`` on PostgreSQL, the rows are locked in id order (START first), the
     order every writer uses, so two writers of one session queue instead of deadlocking.
     """
-    query = (
-        sa.select(_LOG.record_status, _LOG.instrument, _LOG.user, _LOG.event_type, _LOG.timestamp)
-        .where(_LOG.session_identifier == session_identifier)
-        .order_by(_LOG.id_session_log)
-    )
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    rows = conn.execute(query).all()
+    query = _sql.SELECT_ROWS_LOCKED if lock and _locks(conn) else _sql.SELECT_ROWS
+    rows = conn.execute(query, {"sid": session_identifier}).all()
     if not rows:
         raise UnknownSession(session_identifier)
     status = agreed_status(session_identifier, {row.record_status for row in rows})
-    ends = [row.timestamp for row in rows if row.event_type == EventType.END.value]
+    ends = [row.timestamp for row in rows if row.event_type == _END]
     return SessionRows(status, len(rows), rows[0].instrument, rows[0].user, (ends or [None])[-1])
+
+
+def _locks(conn: sa.Connection) -> bool:
+    """Return whether the database takes row locks (PostgreSQL, not SQLite)."""
+    return conn.dialect.name == "postgresql"
 
 
 def _append_history(
     conn: sa.Connection, move: Move, source: RecordStatus | None, dest: RecordStatus
-) -> None:
-    """Append the next history entry; a taken sequence number means another writer won."""
-    last = conn.execute(
-        sa.select(sa.func.max(_HIST.seq)).where(_HIST.session_identifier == move.session_identifier)
-    ).scalar_one()
-    conn.execute(
-        STATUS_HISTORY.insert().values(
-            session_identifier=move.session_identifier,
-            seq=(last or 0) + 1,
-            from_status=None if source is None else source.value,
-            to_status=dest.value,
-            event=move.event,
-            actor=move.actor,
-            at=move.at.isoformat(),
-        )
-    )
+) -> bool:
+    """Append the next history entry; return False if the session's rows disagree with it.
+
+    A taken sequence number means another writer won: that is a conflict too.
+    """
+    entry = conn.execute(
+        _sql.INSERT_HISTORY,
+        {
+            "sid": move.session_identifier,
+            "from_status": None if source is None else source.value,
+            "to_status": dest.value,
+            "event": move.event,
+            "actor": move.actor,
+            "at": move.at.isoformat(),
+        },
+    ).first()
+    return entry is not None
 
 
 def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
     """Insert one session_log row and return its id."""
-    result = conn.execute(SESSION_LOG.insert().values(session_identifier=sid, **info))
+    result = conn.execute(_sql.INSERT_ROW, {"session_identifier": sid, **info})
     key = result.inserted_primary_key
     if key is None:  # pragma: no cover - both dialects report the new id
         msg = "the database did not report the new session_log row's id"
@@ -137,11 +135,9 @@ def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
 def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) -> RecordStatus:
     """Write a new session's START row and first history entry."""
     sid = move.session_identifier
-    existing = conn.execute(
-        sa.select(_LOG.record_status).where(_LOG.session_identifier == sid).limit(1)
-    ).scalar()
+    existing = conn.execute(_sql.SELECT_ROWS, {"sid": sid}).first()
     if existing is not None:
-        raise SessionExists(sid, existing)
+        raise SessionExists(sid, existing.record_status)
     initial = LIFECYCLE.initial
     insert_row(
         conn,
@@ -155,9 +151,11 @@ def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) ->
         },
     )
     try:
-        _append_history(conn, move, None, initial)
+        appended = _append_history(conn, move, None, initial)
     except sa.exc.IntegrityError:
-        raise SessionExists(sid) from None
+        appended = False
+    if not appended:
+        raise SessionExists(sid)
     return initial
 
 
@@ -172,11 +170,7 @@ def _check_file_delay(rows: SessionRows, move: Move) -> None:
 
 def _claim_holder(conn: sa.Connection, move: Move) -> str | None:
     """Return the worker whose build claim on the session is live or is the actor's."""
-    claim = conn.execute(
-        sa.select(_CLAIM.worker, _CLAIM.expires_at).where(
-            _CLAIM.session_identifier == move.session_identifier
-        )
-    ).first()
+    claim = conn.execute(_sql.SELECT_CLAIM, {"sid": move.session_identifier}).first()
     if claim is None:
         return None
     if claim.worker == move.actor or claim.expires_at > utc_text(move.now):
@@ -207,9 +201,7 @@ def advance(conn: sa.Connection, move: Move) -> RecordStatus:
     if move.event == "find_no_files":
         _check_file_delay(rows, move)
     moved = conn.execute(
-        SESSION_LOG.update()
-        .where(_LOG.session_identifier == sid, _LOG.record_status == rows.status.value)
-        .values(record_status=dest.value)
+        _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
     ).rowcount
     if moved != rows.count:
         raise _conflict(move, _current(conn, sid))
@@ -218,19 +210,14 @@ def advance(conn: sa.Connection, move: Move) -> RecordStatus:
     if holder is not None and holder != move.actor:
         raise _conflict(move, rows.status, holder)
     _write_event_row(conn, move, rows, dest, claimed=holder is not None, outcome=building)
-    stragglers = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(SESSION_LOG)
-        .where(_LOG.session_identifier == sid, _LOG.record_status != dest.value)
-    ).scalar_one()
-    if stragglers:
-        raise _conflict(move, None)
     try:
-        _append_history(conn, move, rows.status, dest)
+        appended = _append_history(conn, move, rows.status, dest)
     except sa.exc.IntegrityError:
-        raise _conflict(move, None) from None
-    if dest is not RecordStatus.TO_BE_BUILT:
-        conn.execute(BUILD_CLAIM.delete().where(_CLAIM.session_identifier == sid))
+        appended = False
+    if not appended:  # a row or an entry another writer committed since our read
+        raise _conflict(move, None)
+    if building and dest is not RecordStatus.TO_BE_BUILT:
+        conn.execute(_sql.DELETE_CLAIM, {"sid": sid})
     return dest
 
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
+from nexuslims_lifecycle.store import _sql
 from nexuslims_lifecycle.store._moves import insert_row, read_session
 from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG
 from nexuslims_lifecycle.store._types import Claim, utc_text
@@ -86,11 +87,7 @@ def _take_lease(conn: sa.Connection, claim: Claim, now_text: str) -> str | None:
 def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
     """Re-assert TO_BE_BUILT on every row and write the attempt's RECORD_GENERATION row."""
     rows = read_session(conn, sid, lock=True)
-    touched = conn.execute(
-        SESSION_LOG.update()
-        .where(_LOG.session_identifier == sid, _LOG.record_status == _TBB)
-        .values(record_status=_TBB)
-    ).rowcount
+    touched = conn.execute(_sql.UPDATE_STATUS, {"sid": sid, "old": _TBB, "new": _TBB}).rowcount
     if rows.status is not RecordStatus.TO_BE_BUILT or touched != rows.count:
         raise _Lost
     marker = insert_row(
@@ -106,9 +103,7 @@ def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
     )
     if read_session(conn, sid).count != rows.count + 1:
         raise _Lost
-    conn.execute(
-        BUILD_CLAIM.update().where(_CLAIM.session_identifier == sid).values(marker_id=marker)
-    )
+    conn.execute(_sql.SET_MARKER, {"sid": sid, "marker": marker})
 
 
 def claim_next(

@@ -123,10 +123,13 @@ class SessionLogStore:
                 yield conn
 
     @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        """Open one read transaction."""
-        with self._translated(), self.engine.connect() as conn, conn.begin():
-            yield conn
+    def _read(self, *, stream: bool = False) -> Iterator[sa.Connection]:
+        """Open one read transaction (a single statement on PostgreSQL needs none)."""
+        with self._translated(), self.engine.connect() as conn:
+            if not stream and conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            with conn.begin():
+                yield conn
 
     def init(self) -> None:
         """Create the tables that are missing; never alter or delete existing ones.
@@ -306,7 +309,7 @@ class SessionLogStore:
         if wanted is not None:
             query = query.having(sa.func.max(_LOG.record_status) == wanted)
         query = query.order_by(sa.func.min(_LOG.id_session_log))
-        with self._read() as conn:
+        with self._read(stream=True) as conn:
             for row in conn.execution_options(yield_per=500).execute(query):
                 found = _moves.agreed_status(row.session_identifier, {row.low, row.high})
                 yield SessionInfo(

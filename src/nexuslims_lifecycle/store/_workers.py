@@ -1,0 +1,129 @@
+"""Worker processes for the demo, the reliability tests and the benchmarks.
+
+Each function runs in its own process (``multiprocessing`` with the ``spawn``
+context), opens its own store, waits at ``barrier`` so that all workers start
+together, and puts one result dict on ``results``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from sqlalchemy import event
+
+from nexuslims_lifecycle.enums import RecordStatus
+from nexuslims_lifecycle.errors import IllegalTransition, TransitionConflict
+from nexuslims_lifecycle.store._store import SessionLogStore
+
+__all__ = ["CYCLE", "build", "drive", "race"]
+
+CYCLE: Final = {
+    RecordStatus.WAITING_FOR_END: "end",
+    RecordStatus.TO_BE_BUILT: "fail",
+    RecordStatus.ERROR: "retry",
+}
+"""The move :func:`drive` makes from each status: a cycle that never ends."""
+
+
+def race(
+    *,
+    url: str,
+    name: str,
+    plans: dict[str, list[tuple[str, str | None]]],
+    barrier: Any,
+    results: Any,
+) -> None:
+    """Try every move of each session's plan, each expecting its source status (if given).
+
+    Reports ``{"name", "wins": [[sid, event], ...], "conflicts", "refused"}``; a
+    refused move is one the lifecycle did not allow from the status found.
+    """
+    wins: list[list[str]] = []
+    conflicts = refused = 0
+    with SessionLogStore(url) as store:
+        store.status(next(iter(plans)))  # connect before the start line
+        barrier.wait()
+        for sid, plan in plans.items():
+            for name_of_event, source in plan:
+                try:
+                    store.advance(sid, name_of_event, actor=name, expected=source)
+                except TransitionConflict:
+                    conflicts += 1
+                except IllegalTransition:
+                    refused += 1
+                else:
+                    wins.append([sid, name_of_event])
+    results.put({"name": name, "wins": wins, "conflicts": conflicts, "refused": refused})
+
+
+def build(
+    *,
+    url: str,
+    worker: str,
+    lease: float,
+    outcomes: dict[str, str],
+    barrier: Any,
+    results: Any,
+) -> None:
+    """Claim and build sessions until the queue is empty.
+
+    The outcome of each build is ``outcomes.get(sid, "complete")``. Reports
+    ``{"name", "built": [[sid, outcome], ...], "conflicts"}``.
+    """
+    built: list[list[str]] = []
+    conflicts = 0
+    with SessionLogStore(url) as store:
+        next(store.sessions(), None)  # connect before the start line
+        barrier.wait()
+        while (claim := store.claim_next(worker, lease=lease)) is not None:
+            outcome = outcomes.get(claim.session_identifier, "complete")
+            try:
+                store.advance(claim.session_identifier, outcome, actor=worker)
+            except TransitionConflict:
+                conflicts += 1
+            else:
+                built.append([claim.session_identifier, outcome])
+    results.put({"name": worker, "built": built, "conflicts": conflicts})
+
+
+def drive(
+    *,
+    url: str,
+    name: str,
+    sessions: list[str],
+    moves: int | None,
+    barrier: Any,
+    results: Any,
+    stall: float = 0.0,
+) -> None:
+    """Move shared sessions round :data:`CYCLE`, ``moves`` attempts in all (None: forever).
+
+    Each attempt advances expecting the status this writer last saw (read once, then
+    learnt from its own moves and from each conflict's ``current``), so a race lost
+    to another writer is a conflict. With ``stall``, every commit waits that long
+    first, so a kill almost always lands inside a transaction. Reports ``{"name",
+    "commits", "conflicts", "seconds"}``.
+    """
+    commits = conflicts = 0
+    known: dict[str, RecordStatus | None] = {}
+    with SessionLogStore(url) as store:
+        if stall:
+            event.listen(store.engine, "commit", lambda _conn: time.sleep(stall))
+        store.status(sessions[0])
+        barrier.wait()
+        began = time.perf_counter()
+        attempt, offset = 0, sum(map(ord, name))
+        while moves is None or attempt < moves:
+            sid = sessions[(attempt * 7 + offset) % len(sessions)]
+            attempt += 1
+            status = known.get(sid) or store.status(sid)
+            try:
+                known[sid] = store.advance(sid, CYCLE[status], actor=name, expected=status)
+            except TransitionConflict as conflict:
+                conflicts += 1
+                known[sid] = None if conflict.current is None else RecordStatus(conflict.current)
+            else:
+                commits += 1
+        seconds = time.perf_counter() - began
+    results.put({"name": name, "commits": commits, "conflicts": conflicts, "seconds": seconds})
