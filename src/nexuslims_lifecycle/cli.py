@@ -21,8 +21,35 @@ def main() -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Drive a dozen realistic NEMO sessions through the lifecycle and show the result."""
-    from nexuslims_lifecycle import _demo  # noqa: PLC0415 - keep start-up fast
+@click.option("--in-memory", is_flag=True, help="Drive in-memory sessions only (no database).")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    default="demo.db",
+    show_default=True,
+    help="The SQLite file to recreate.",
+)
+@click.option("--builders", type=click.IntRange(1, 16), default=3, show_default=True)
+def demo(in_memory: bool, db: str, builders: int) -> None:
+    """Drive twenty NEMO sessions through a SQLite session log with builder processes."""
+    if in_memory:
+        from nexuslims_lifecycle import _demo  # noqa: PLC0415 - keep start-up fast
 
-    _demo.run(Console())
+        _demo.run(Console())
+        return
+    from pathlib import Path  # noqa: PLC0415
+
+    from nexuslims_lifecycle import _demo_store  # noqa: PLC0415 - needs the sql extra
+
+    _demo_store.run(Console(), Path(db), builders=builders)
+
+
+def _add_store_commands() -> None:
+    """Register the session log commands (init, start, advance, status, history, sessions)."""
+    from nexuslims_lifecycle._cli_store import COMMANDS  # noqa: PLC0415 - keep start-up fast
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_store_commands()

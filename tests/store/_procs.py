@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
-import queue
 from collections.abc import Callable
 from typing import Any
+
+from nexuslims_lifecycle.store._workers import run_processes
 
 TIMEOUT = 180.0  # a hung worker fails the test instead of hanging CI
 
@@ -23,26 +24,5 @@ def process_context() -> Any:
 
 def run_workers(target: Callable[..., None], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Start one process per job, all released together; return their reports by name."""
-    context = process_context()
-    barrier = context.Barrier(len(jobs))
-    results = context.Queue()
-    processes = [
-        context.Process(target=target, kwargs={**job, "barrier": barrier, "results": results})
-        for job in jobs
-    ]
-    for process in processes:
-        process.start()
-    reports = []
-    try:
-        for _ in jobs:
-            reports.append(results.get(timeout=TIMEOUT))
-    except queue.Empty:
-        codes = [process.exitcode for process in processes]
-        raise AssertionError(f"a worker reported nothing; exit codes {codes}") from None
-    finally:
-        for process in processes:
-            process.join(timeout=TIMEOUT)
-            if process.is_alive():
-                process.kill()
-    assert [process.exitcode for process in processes] == [0] * len(jobs)
-    return sorted(reports, key=lambda report: report["name"])
+    process_context()
+    return run_processes(target, jobs, method="forkserver", timeout=TIMEOUT)

@@ -7,7 +7,10 @@ together, and puts one result dict on ``results``.
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from sqlalchemy import event
@@ -16,7 +19,7 @@ from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import IllegalTransition, TransitionConflict
 from nexuslims_lifecycle.store._store import SessionLogStore
 
-__all__ = ["CYCLE", "build", "drive", "race"]
+__all__ = ["CYCLE", "build", "drive", "race", "run_processes"]
 
 CYCLE: Final = {
     RecordStatus.WAITING_FOR_END: "end",
@@ -127,3 +130,63 @@ def drive(
                 commits += 1
         seconds = time.perf_counter() - began
     results.put({"name": name, "commits": commits, "conflicts": conflicts, "seconds": seconds})
+
+
+def run_processes(
+    target: Callable[..., None],
+    jobs: list[dict[str, Any]],
+    *,
+    method: str = "spawn",
+    timeout: float = 180.0,
+) -> list[dict[str, Any]]:
+    """Run ``target`` once per job, each in its own process, released together.
+
+    Parameters
+    ----------
+    target
+        One of this module's workers.
+    jobs
+        Keyword arguments for each process (``barrier`` and ``results`` are added).
+    method
+        ``"spawn"`` or ``"forkserver"``: never plain fork once engines exist.
+    timeout
+        Seconds to wait for each report before giving up on a hung worker.
+
+    Returns
+    -------
+    list[dict]
+        The workers' reports, sorted by name.
+
+    Raises
+    ------
+    RuntimeError
+        When a worker reported nothing in time or exited with an error.
+    """
+    context: Any = multiprocessing.get_context(method)
+    barrier = context.Barrier(len(jobs))
+    results = context.Queue()
+    processes = [
+        context.Process(target=target, kwargs={**job, "barrier": barrier, "results": results})
+        for job in jobs
+    ]
+    for process in processes:
+        process.start()
+    reports: list[dict[str, Any]] = []
+    try:
+        reports.extend(results.get(timeout=timeout) for _ in jobs)
+    except queue.Empty:
+        msg = f"a worker reported nothing in {timeout} s; exit codes {_codes(processes)}"
+        raise RuntimeError(msg) from None
+    finally:
+        for process in processes:
+            process.join(timeout=timeout)
+            if process.is_alive():
+                process.kill()
+    if any(code != 0 for code in _codes(processes)):
+        msg = f"a worker failed; exit codes {_codes(processes)}"
+        raise RuntimeError(msg)
+    return sorted(reports, key=lambda report: str(report["name"]))
+
+
+def _codes(processes: list[Any]) -> list[int | None]:
+    return [process.exitcode for process in processes]
