@@ -143,7 +143,8 @@ def _kill_rounds(url: str, sessions: list[str], rounds: int, seed: int) -> None:
                 kwargs={
                     "url": url,
                     "name": f"r{round_number}w{n}",
-                    "sessions": sessions,
+                    "own": [],
+                    "shared": sessions,
                     "moves": None,
                     "barrier": barrier,
                     "results": results,

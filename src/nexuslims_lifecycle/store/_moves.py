@@ -88,12 +88,13 @@ def read_session(
     order every writer uses, so two writers of one session queue instead of deadlocking.
     """
     query = _sql.SELECT_ROWS_LOCKED if lock and _locks(conn) else _sql.SELECT_ROWS
-    rows = conn.execute(query, {"sid": session_identifier}).all()
+    rows = _sql.run(conn, query, {"sid": session_identifier}).fetchall()
     if not rows:
         raise UnknownSession(session_identifier)
-    status = agreed_status(session_identifier, {row.record_status for row in rows})
-    ends = [row.timestamp for row in rows if row.event_type == _END]
-    return SessionRows(status, len(rows), rows[0].instrument, rows[0].user, (ends or [None])[-1])
+    # Columns: record_status, instrument, user, event_type, timestamp.
+    status = agreed_status(session_identifier, {row[0] for row in rows})
+    ends = [row[4] for row in rows if row[3] == _END]
+    return SessionRows(status, len(rows), rows[0][1], rows[0][2], (ends or [None])[-1])
 
 
 def _locks(conn: sa.Connection) -> bool:
@@ -108,7 +109,8 @@ def _append_history(
 
     A taken sequence number means another writer won: that is a conflict too.
     """
-    entry = conn.execute(
+    entry = _sql.run(
+        conn,
         _sql.INSERT_HISTORY,
         {
             "sid": move.session_identifier,
@@ -118,26 +120,22 @@ def _append_history(
             "actor": move.actor,
             "at": move.at.isoformat(),
         },
-    ).first()
+    ).fetchone()
     return entry is not None
 
 
 def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
     """Insert one session_log row and return its id."""
-    result = conn.execute(_sql.INSERT_ROW, {"session_identifier": sid, **info})
-    key = result.inserted_primary_key
-    if key is None:  # pragma: no cover - both dialects report the new id
-        msg = "the database did not report the new session_log row's id"
-        raise StoreError(msg)
-    return int(key[0])
+    (key,) = _sql.run(conn, _sql.INSERT_ROW, {"session_identifier": sid, **info}).fetchone()
+    return int(key)
 
 
 def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) -> RecordStatus:
     """Write a new session's START row and first history entry."""
     sid = move.session_identifier
-    existing = conn.execute(_sql.SELECT_ROWS, {"sid": sid}).first()
+    existing = _sql.run(conn, _sql.SELECT_ROWS, {"sid": sid}).fetchone()
     if existing is not None:
-        raise SessionExists(sid, existing.record_status)
+        raise SessionExists(sid, existing[0])
     initial = LIFECYCLE.initial
     insert_row(
         conn,
@@ -170,11 +168,12 @@ def _check_file_delay(rows: SessionRows, move: Move) -> None:
 
 def _claim_holder(conn: sa.Connection, move: Move) -> str | None:
     """Return the worker whose build claim on the session is live or is the actor's."""
-    claim = conn.execute(_sql.SELECT_CLAIM, {"sid": move.session_identifier}).first()
+    claim = _sql.run(conn, _sql.SELECT_CLAIM, {"sid": move.session_identifier}).fetchone()
     if claim is None:
         return None
-    if claim.worker == move.actor or claim.expires_at > utc_text(move.now):
-        return str(claim.worker)
+    worker, expires_at = claim
+    if worker == move.actor or expires_at > utc_text(move.now):
+        return str(worker)
     return None
 
 
@@ -200,8 +199,8 @@ def advance(conn: sa.Connection, move: Move) -> RecordStatus:
     dest = legality.next_status(rows.status, move.event)
     if move.event == "find_no_files":
         _check_file_delay(rows, move)
-    moved = conn.execute(
-        _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
+    moved = _sql.run(
+        conn, _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
     ).rowcount
     if moved != rows.count:
         raise _conflict(move, _current(conn, sid))
@@ -217,7 +216,7 @@ def advance(conn: sa.Connection, move: Move) -> RecordStatus:
     if not appended:  # a row or an entry another writer committed since our read
         raise _conflict(move, None)
     if building and dest is not RecordStatus.TO_BE_BUILT:
-        conn.execute(_sql.DELETE_CLAIM, {"sid": sid})
+        _sql.run(conn, _sql.DELETE_CLAIM, {"sid": sid})
     return dest
 
 

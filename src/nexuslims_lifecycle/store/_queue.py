@@ -87,7 +87,7 @@ def _take_lease(conn: sa.Connection, claim: Claim, now_text: str) -> str | None:
 def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
     """Re-assert TO_BE_BUILT on every row and write the attempt's RECORD_GENERATION row."""
     rows = read_session(conn, sid, lock=True)
-    touched = conn.execute(_sql.UPDATE_STATUS, {"sid": sid, "old": _TBB, "new": _TBB}).rowcount
+    touched = _sql.run(conn, _sql.UPDATE_STATUS, {"sid": sid, "old": _TBB, "new": _TBB}).rowcount
     if rows.status is not RecordStatus.TO_BE_BUILT or touched != rows.count:
         raise _Lost
     marker = insert_row(
@@ -103,7 +103,7 @@ def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
     )
     if read_session(conn, sid).count != rows.count + 1:
         raise _Lost
-    conn.execute(_sql.SET_MARKER, {"sid": sid, "marker": marker})
+    _sql.run(conn, _sql.SET_MARKER, {"sid": sid, "marker": marker})
 
 
 def claim_next(

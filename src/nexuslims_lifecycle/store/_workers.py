@@ -94,38 +94,44 @@ def drive(
     *,
     url: str,
     name: str,
-    sessions: list[str],
+    own: list[str],
+    shared: list[str],
     moves: int | None,
     barrier: Any,
     results: Any,
     stall: float = 0.0,
+    share_every: int = 10,
 ) -> None:
-    """Move shared sessions round :data:`CYCLE`, ``moves`` attempts in all (None: forever).
+    """Move sessions round :data:`CYCLE`, ``moves`` attempts in all (None: forever).
 
-    Each attempt advances expecting the status this writer last saw (read once, then
-    learnt from its own moves and from each conflict's ``current``), so a race lost
+    Most attempts move this writer's ``own`` sessions (it knows their status from its
+    own moves); every ``share_every``-th attempt, or every attempt when it owns none,
+    reads a ``shared`` session and advances it expecting what it read, so a race lost
     to another writer is a conflict. With ``stall``, every commit waits that long
     first, so a kill almost always lands inside a transaction. Reports ``{"name",
     "commits", "conflicts", "seconds"}``.
     """
     commits = conflicts = 0
-    known: dict[str, RecordStatus | None] = {}
+    known: dict[str, RecordStatus] = {}
     with SessionLogStore(url) as store:
         if stall:
             event.listen(store.engine, "commit", lambda _conn: time.sleep(stall))
-        store.status(sessions[0])
+        store.status((own or shared)[0])
         barrier.wait()
         began = time.perf_counter()
-        attempt, offset = 0, sum(map(ord, name))
+        attempt = 0
         while moves is None or attempt < moves:
-            sid = sessions[(attempt * 7 + offset) % len(sessions)]
+            if shared and (not own or attempt % share_every == 0):
+                sid = shared[(attempt // share_every) % len(shared)]
+                status = store.status(sid)
+            else:
+                sid = own[attempt % len(own)]
+                status = known.get(sid) or store.status(sid)
             attempt += 1
-            status = known.get(sid) or store.status(sid)
             try:
                 known[sid] = store.advance(sid, CYCLE[status], actor=name, expected=status)
-            except TransitionConflict as conflict:
+            except TransitionConflict:
                 conflicts += 1
-                known[sid] = None if conflict.current is None else RecordStatus(conflict.current)
             else:
                 commits += 1
         seconds = time.perf_counter() - began
@@ -172,11 +178,16 @@ def run_processes(
     for process in processes:
         process.start()
     reports: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
     try:
-        reports.extend(results.get(timeout=timeout) for _ in jobs)
-    except queue.Empty:
-        msg = f"a worker reported nothing in {timeout} s; exit codes {_codes(processes)}"
-        raise RuntimeError(msg) from None
+        while len(reports) < len(jobs):
+            try:
+                reports.append(results.get(timeout=0.2))
+            except queue.Empty:
+                crashed = any(p.exitcode not in (None, 0) for p in processes)
+                if crashed or time.monotonic() > deadline:
+                    msg = f"a worker reported nothing; exit codes {_codes(processes)}"
+                    raise RuntimeError(msg) from None
     finally:
         for process in processes:
             process.join(timeout=timeout)
