@@ -104,12 +104,13 @@ def _locks(conn: sa.Connection) -> bool:
 
 def _append_history(
     conn: sa.Connection, move: Move, source: RecordStatus | None, dest: RecordStatus
-) -> bool:
-    """Append the next history entry; return False if the session's rows disagree with it.
+) -> Any:
+    """Append the next history entry; return the cursor, whose one row is its number.
 
-    A taken sequence number means another writer won: that is a conflict too.
+    No row means the session's rows disagree with ``dest`` (nothing was appended); a
+    taken sequence number raises an IntegrityError: either way, another writer won.
     """
-    entry = _sql.run(
+    return _sql.run(
         conn,
         _sql.INSERT_HISTORY,
         {
@@ -120,8 +121,7 @@ def _append_history(
             "actor": move.actor,
             "at": move.at.isoformat(),
         },
-    ).fetchone()
-    return entry is not None
+    )
 
 
 def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
@@ -149,7 +149,7 @@ def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) ->
         },
     )
     try:
-        appended = _append_history(conn, move, None, initial)
+        appended = _append_history(conn, move, None, initial).fetchone() is not None
     except sa.exc.IntegrityError:
         appended = False
     if not appended:
@@ -191,32 +191,38 @@ def _conflict(
 
 
 def advance(conn: sa.Connection, move: Move) -> RecordStatus:
-    """Make one checked, compare-and-set move; return the new status."""
+    """Make one checked, compare-and-set move; return the new status.
+
+    On PostgreSQL the writes go out as one pipeline (one round trip), and their
+    results are checked once it is back; anything amiss raises, and the caller's
+    transaction rolls everything back.
+    """
     sid = move.session_identifier
-    rows = read_session(conn, sid, lock=True)
-    if move.expected is not None and rows.status is not move.expected:
-        raise _conflict(move, rows.status)
-    dest = legality.next_status(rows.status, move.event)
-    if move.event == "find_no_files":
-        _check_file_delay(rows, move)
-    moved = _sql.run(
-        conn, _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
-    ).rowcount
-    if moved != rows.count:
-        raise _conflict(move, _current(conn, sid))
-    building = rows.status is RecordStatus.TO_BE_BUILT
-    holder = _claim_holder(conn, move) if building else None
-    if holder is not None and holder != move.actor:
-        raise _conflict(move, rows.status, holder)
-    _write_event_row(conn, move, rows, dest, claimed=holder is not None, outcome=building)
     try:
-        appended = _append_history(conn, move, rows.status, dest)
-    except sa.exc.IntegrityError:
-        appended = False
-    if not appended:  # a row or an entry another writer committed since our read
+        with _sql.batch(conn):
+            rows = read_session(conn, sid, lock=True)
+            if move.expected is not None and rows.status is not move.expected:
+                raise _conflict(move, rows.status)
+            dest = legality.next_status(rows.status, move.event)
+            if move.event == "find_no_files":
+                _check_file_delay(rows, move)
+            building = rows.status is RecordStatus.TO_BE_BUILT
+            holder = _claim_holder(conn, move) if building else None
+            if holder is not None and holder != move.actor:
+                raise _conflict(move, rows.status, holder)
+            moved = _sql.run(
+                conn, _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
+            )
+            _write_event_row(conn, move, rows, dest, claimed=holder is not None, outcome=building)
+            entry = _append_history(conn, move, rows.status, dest)
+            if building and dest is not RecordStatus.TO_BE_BUILT:
+                _sql.run(conn, _sql.DELETE_CLAIM, {"sid": sid})
+    except sa.exc.IntegrityError:  # the entry's sequence number was taken: another writer won
+        raise _conflict(move, None) from None
+    if moved.rowcount != rows.count:
+        raise _conflict(move, _current(conn, sid))
+    if entry.fetchone() is None:  # a row another writer committed since our read
         raise _conflict(move, None)
-    if building and dest is not RecordStatus.TO_BE_BUILT:
-        _sql.run(conn, _sql.DELETE_CLAIM, {"sid": sid})
     return dest
 
 
@@ -243,13 +249,14 @@ def _write_event_row(
     else:
         return
     info = {
+        "session_identifier": move.session_identifier,
         "instrument": rows.instrument,
         "timestamp": move.at.isoformat(),
         "event_type": kind.value,
         "record_status": dest.value,
         "user": rows.user,
     }
-    insert_row(conn, move.session_identifier, info)
+    _sql.run(conn, _sql.INSERT_ROW, info)  # its id is not needed: no round trip for it
 
 
 def _current(conn: sa.Connection, sid: str) -> RecordStatus | None:

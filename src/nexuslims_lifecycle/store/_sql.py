@@ -9,6 +9,8 @@ parameters; driver errors are re-raised as SQLAlchemy's exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ __all__ = [
     "SELECT_ROWS_LOCKED",
     "SET_MARKER",
     "UPDATE_STATUS",
+    "batch",
     "run",
 ]
 
@@ -159,3 +162,22 @@ def run(conn: sa.Connection, statement: ClauseElement, params: dict[str, Any]) -
     except dbapi.Error as error:
         raise sa.exc.DBAPIError.instance(sql, values, error, dbapi.Error) from error
     return cursor
+
+
+@contextmanager
+def batch(conn: sa.Connection) -> Iterator[None]:
+    """Send the statements run inside as one pipeline on PostgreSQL (psycopg 3).
+
+    A result read inside the block (``fetchone()``) waits for what was sent so far;
+    other results arrive when the block ends. Elsewhere this does nothing.
+    """
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    raw: Any = conn.connection.dbapi_connection
+    dbapi: Any = conn.dialect.loaded_dbapi
+    try:
+        with raw.pipeline():
+            yield
+    except dbapi.Error as error:
+        raise sa.exc.DBAPIError.instance("(pipeline)", None, error, dbapi.Error) from error
