@@ -1,11 +1,14 @@
 """The write transactions of ``start`` and ``advance``, on an open connection.
 
 Each function runs inside one transaction that the caller opened (``BEGIN
-IMMEDIATE`` on SQLite). A move is a compare-and-set: every row of the session goes
-from the status read to the new one only if it still holds the status read; then
-the session is read again, so a row or a claim that another writer committed in
-between (PostgreSQL, READ COMMITTED) turns into a conflict, not a half-done move.
-Any error raised here rolls the whole transaction back.
+IMMEDIATE`` on SQLite, which serializes writers). On PostgreSQL (READ COMMITTED)
+the session's rows are first locked in id order, the order every writer uses. A
+move is then a compare-and-set: every row goes from the status read to the new one
+only if it still holds the status read, and the history entry is written only if
+every row of the session now holds the new status and its sequence number is free;
+a row, a claim or an entry another writer committed in between turns into a
+conflict, not a half-done move. Any error raised here rolls the whole transaction
+back.
 """
 
 from __future__ import annotations
@@ -149,10 +152,10 @@ def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) ->
         },
     )
     try:
-        appended = _append_history(conn, move, None, initial).fetchone() is not None
-    except sa.exc.IntegrityError:
-        appended = False
-    if not appended:
+        entry = _append_history(conn, move, None, initial).fetchone()
+    except sa.exc.IntegrityError:  # a concurrent start of the same session won
+        entry = None
+    if entry is None or entry[0] != 1:  # the session's history already began elsewhere
         raise SessionExists(sid)
     return initial
 

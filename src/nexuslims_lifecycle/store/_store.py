@@ -223,7 +223,8 @@ class SessionLogStore:
         at
             The time recorded on the new rows (timezone-aware); now by default.
         now
-            The clock for the ``find_no_files`` file delay and claim expiry; now by default.
+            The clock for the ``find_no_files`` file delay and claim expiry: ``at`` when
+            that is given (a move recorded later is judged at its own time), else now.
         expected
             The status the caller read before deciding; if the session has moved on
             since, the move is a conflict rather than a decision made on stale data.
