@@ -158,3 +158,20 @@ def test_retry_on_conflict_gives_up_with_the_last_conflict(store, db_url):
 def test_retry_on_conflict_refuses_a_bad_number_of_attempts(attempts):
     with pytest.raises(InvalidArgument, match=f"invalid attempts {attempts!r}"):
         retry_on_conflict(lambda: None, attempts=attempts)
+
+
+def test_a_session_whose_rows_disagree_is_passed_over_by_the_queue(store, db_url):
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE session_log SET record_status = 'ERROR' "
+                "WHERE session_identifier = 's0' AND event_type = 'END'"
+            )
+        )
+    before = dump(db_url)
+    claim = store.claim_next("w", lease=LEASE)
+    assert claim.session_identifier == "s1"
+    after = dump(db_url)
+    assert [row for row in after["session_log"] if row[1] == "s0"] == [
+        row for row in before["session_log"] if row[1] == "s0"
+    ]

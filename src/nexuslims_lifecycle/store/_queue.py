@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
+from nexuslims_lifecycle.errors import StoreError
 from nexuslims_lifecycle.store import _sql
 from nexuslims_lifecycle.store._moves import insert_row, read_session
 from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG
@@ -128,7 +129,8 @@ def claim_next(
     Returns
     -------
     Claim or None
-        The claim, or None when no session is waiting to be built.
+        The claim, or None when no session is waiting to be built. A session whose
+        rows disagree on their status is passed over (nothing is written to it).
     """
     now_text = utc_text(now)
     skip: set[str] = set()
@@ -144,5 +146,8 @@ def claim_next(
                 _mark_attempt(conn, sid, now.isoformat())
                 return replace(claim, taken_over_from=previous)
         except _Lost:
-            if sid is not None:
-                skip.add(sid)
+            skip.add(str(sid))
+        except StoreError:
+            if sid is None:
+                raise
+            skip.add(sid)  # rows the lifecycle cannot read: leave them to the audit
