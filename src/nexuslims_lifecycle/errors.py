@@ -179,6 +179,8 @@ class TransitionConflict(LifecycleError):
             why = f"its build is claimed by worker {holder!r}"
         elif expected is not None and expected != current:
             why = f"expected {expected}, but another writer moved it to {current}"
+        elif current is None:
+            why = "another writer changed it first"
         else:
             why = f"another writer moved it first (now {current})"
         msg = (

@@ -35,9 +35,41 @@ def test_a_row_written_during_the_move_makes_it_a_conflict_that_writes_nothing(s
             "'WAITING_FOR_END'); END"
         )
     before = dump(sqlite_url)
-    with pytest.raises(TransitionConflict, match="another writer moved it first") as info:
+    with pytest.raises(TransitionConflict, match="another writer changed it first") as info:
         store.advance("s", "end")
     assert info.value.current is None
+    assert dump(sqlite_url) == before
+
+
+def test_a_row_that_did_not_move_makes_the_compare_and_set_fail_and_write_nothing(
+    store, sqlite_url
+):
+    """Fewer rows moved than were read (another writer changed one): a conflict, rolled back."""
+    store.advance("s", "end", at=T0)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER stuck BEFORE UPDATE OF record_status ON session_log "
+            "WHEN OLD.event_type = 'END' BEGIN SELECT RAISE(IGNORE); END"
+        )
+    before = dump(sqlite_url)
+    with pytest.raises(
+        TransitionConflict, match="another writer changed it first; nothing was written"
+    ):
+        store.advance("s", "fail")
+    assert dump(sqlite_url) == before
+
+
+def test_a_taken_history_sequence_number_is_a_conflict_that_writes_nothing(store, sqlite_url):
+    """Another writer's entry took the next number first: a conflict, rolled back."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER first BEFORE INSERT ON status_history WHEN NEW.event = 'end' "
+            "BEGIN INSERT INTO status_history (session_identifier, seq, to_status, event, at) "
+            "VALUES (NEW.session_identifier, NEW.seq, 'TO_BE_BUILT', 'retry', 't'); END"
+        )
+    before = dump(sqlite_url)
+    with pytest.raises(TransitionConflict, match="conflict on session 's' for 'end'"):
+        store.advance("s", "end")
     assert dump(sqlite_url) == before
 
 
@@ -72,7 +104,7 @@ def test_a_postgresql_lock_race_lost_is_reported_as_a_conflict(store, monkeypatc
         raise sa.exc.OperationalError("UPDATE ...", {}, Deadlock("deadlock detected"))
 
     monkeypatch.setattr(_moves, "advance", lose)
-    with pytest.raises(TransitionConflict, match="another writer moved it first"):
+    with pytest.raises(TransitionConflict, match="another writer changed it first"):
         store.advance("s", "end")
 
 
