@@ -131,3 +131,18 @@ def test_a_crashing_worker_process_is_reported_not_waited_for(tmp_path):
     job = {"url": str(tmp_path / "missing" / "x.db"), "worker": "w", "lease": 1.0, "outcomes": {}}
     with pytest.raises(RuntimeError, match=r"a worker (reported nothing|failed); exit codes \[1\]"):
         run_processes(build, [job], method="forkserver")
+
+
+def test_a_write_lock_never_granted_is_a_store_error_not_a_traceback(store, monkeypatch):
+    from nexuslims_lifecycle.store import _engine
+
+    monkeypatch.setattr(_engine, "BUSY_TIMEOUT", -1.0)  # give up at the first refusal
+    holder = store.engine.raw_connection()
+    holder.driver_connection.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="stayed locked by another writer for too long"):
+            store.advance("s", "end")
+    finally:
+        holder.driver_connection.execute("ROLLBACK")
+        holder.close()
+    assert store.status("s").value == "WAITING_FOR_END"

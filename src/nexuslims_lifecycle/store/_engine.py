@@ -132,9 +132,12 @@ def _begin_immediate(raw: Any) -> None:
         while True:
             try:
                 raw.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
+            except sqlite3.Error as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
+                    # Re-raised as SQLAlchemy's error, which the store turns into a StoreError.
+                    raise sa.exc.DBAPIError.instance(
+                        "BEGIN IMMEDIATE", (), error, sqlite3.Error
+                    ) from error
                 time.sleep(random.uniform(0.00005, 0.0005))  # noqa: S311 - jitter
             else:
                 return
