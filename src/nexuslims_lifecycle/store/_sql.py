@@ -171,11 +171,11 @@ def batch(conn: sa.Connection) -> Iterator[None]:
     A result read inside the block (``fetchone()``) waits for what was sent so far;
     other results arrive when the block ends. Elsewhere this does nothing.
     """
-    if conn.dialect.name != "postgresql":
-        yield
+    dbapi: Any = conn.dialect.loaded_dbapi
+    if conn.dialect.name != "postgresql" or not dbapi.Pipeline.is_supported():
+        yield  # (pipeline mode needs libpq >= 14; psycopg[binary] bundles one)
         return
     raw: Any = conn.connection.dbapi_connection
-    dbapi: Any = conn.dialect.loaded_dbapi
     try:
         with raw.pipeline():
             yield
