@@ -82,6 +82,8 @@ nitpick_ignore_regex = [
     ("py:.*", r"hypothesis(?:\..*)?"),
     # The diagrams' optional SVG/PNG renderer.
     ("py:.*", r"pygraphviz(?:\..*)?"),
+    # Type variables of generic helpers (retry_on_conflict's T) have no page to link to.
+    ("py:class", r"nexuslims_lifecycle\..*\.[A-Z]"),
 ]
 
 # -- HTML ----------------------------------------------------------------------

@@ -444,10 +444,16 @@ def test_python_dash_m_answers_a_query() -> None:
     assert done.stdout == "yes: 'retry' moves NO_FILES_FOUND to TO_BE_BUILT\n"
 
 
-def test_demo_ends_with_the_mermaid_diagram() -> None:
-    result = run("demo")
+def test_in_memory_demo_ends_with_the_mermaid_diagram() -> None:
+    result = run("demo", "--in-memory")
     assert result.exit_code == 0
     assert result.stdout.endswith(render("mermaid"))
+
+
+def test_sqlite_demo_shows_the_mermaid_diagram(tmp_path: Path) -> None:
+    result = run("demo", "--db", str(tmp_path / "demo.db"), "--builders", "2")
+    assert result.exit_code == 0
+    assert render("mermaid") in result.stdout
 
 
 # --- generated docs ------------------------------------------------------------------

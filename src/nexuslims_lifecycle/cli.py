@@ -6,10 +6,15 @@ scripts. Bad input ends with a clear message and a non-zero exit, never a traceb
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.console import Console
 
 from nexuslims_lifecycle import __version__
+
+if TYPE_CHECKING:
+    from nexuslims_lifecycle.store import SessionLogStore
 from nexuslims_lifecycle._cli_query import can, diagram, explain, replay
 
 __all__ = ["main"]
@@ -22,12 +27,45 @@ def main() -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Drive a dozen realistic NEMO sessions through the lifecycle and show the result."""
-    from nexuslims_lifecycle import _demo  # noqa: PLC0415 - keep start-up fast
+@click.option("--in-memory", is_flag=True, help="Drive in-memory sessions only (no database).")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    default="demo.db",
+    show_default=True,
+    help="The SQLite file to recreate.",
+)
+@click.option("--builders", type=click.IntRange(1, 16), default=3, show_default=True)
+def demo(in_memory: bool, db: str, builders: int) -> None:
+    """Drive twenty NEMO sessions through a SQLite session log with builder processes."""
+    if in_memory:
+        from nexuslims_lifecycle import _demo  # noqa: PLC0415 - keep start-up fast
 
-    _demo.run(Console())
+        _demo.run(Console())
+        return
+    from pathlib import Path  # noqa: PLC0415
+
+    from nexuslims_lifecycle import _demo_store  # noqa: PLC0415 - needs the sql extra
+
+    _demo_store.run(Console(), Path(db), builders=builders, epilogue=_demo_epilogue)
+
+
+def _demo_epilogue(_store: SessionLogStore, console: Console) -> None:
+    """End the demo with the lifecycle the sessions followed."""
+    from nexuslims_lifecycle.diagrams import render  # noqa: PLC0415 - keep start-up fast
+
+    console.rule("The lifecycle they followed (nexuslims-lifecycle diagram)")
+    console.print(render("mermaid"), markup=False, highlight=False, soft_wrap=True, end="")
+
+
+def _add_store_commands() -> None:
+    """Register the session log commands (init, start, advance, status, history, sessions)."""
+    from nexuslims_lifecycle._cli_store import COMMANDS  # noqa: PLC0415 - keep start-up fast
+
+    for command in COMMANDS:
+        main.add_command(command)
 
 
 for _command in (diagram, can, explain, replay):
     main.add_command(_command)
+_add_store_commands()

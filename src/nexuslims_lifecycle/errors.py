@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from datetime import datetime
 
 __all__ = [
+    "FileDelayNotElapsed",
     "IllegalTransition",
+    "InvalidArgument",
     "LifecycleError",
     "MissingEndTime",
     "MissingExtra",
+    "SessionExists",
+    "StoreError",
+    "TransitionConflict",
     "UnknownEvent",
     "UnknownFormat",
+    "UnknownSession",
     "UnknownStatus",
 ]
 
@@ -179,3 +186,160 @@ class MissingExtra(LifecycleError, ImportError):
             f"extra with: pip install 'nexuslims-lifecycle[{extra}]'"
         )
         super().__init__(msg, name=package)
+
+
+class TransitionConflict(LifecycleError):
+    """Another writer changed the session first; nothing was written.
+
+    Read the session again and decide anew (or use
+    :func:`nexuslims_lifecycle.store.retry_on_conflict`).
+
+    Parameters
+    ----------
+    session_identifier
+        The session that was contended.
+    event
+        The event this writer tried.
+    expected
+        The status this writer expected the session to be in (None if it did not say).
+    current
+        The status the session is in now, as far as this writer could see.
+    holder
+        The worker holding the session's build claim, when the claim was the conflict.
+    """
+
+    def __init__(
+        self,
+        session_identifier: str,
+        event: str,
+        *,
+        expected: str | None,
+        current: str | None,
+        holder: str | None = None,
+    ) -> None:
+        self.session_identifier = session_identifier
+        self.event = event
+        self.expected = expected
+        self.current = current
+        self.holder = holder
+        if holder is not None:
+            why = f"its build is claimed by worker {holder!r}"
+        elif expected is not None and expected != current:
+            why = f"expected {expected}, but another writer moved it to {current}"
+        elif current is None:
+            why = "another writer changed it first"
+        else:
+            why = f"another writer moved it first (now {current})"
+        msg = (
+            f"conflict on session {session_identifier!r} for {event!r}: {why}; "
+            "nothing was written: read the status again and retry if still wanted"
+        )
+        super().__init__(msg)
+
+
+class UnknownSession(LifecycleError, LookupError):
+    """No row of ``session_log`` has this session identifier.
+
+    Parameters
+    ----------
+    session_identifier
+        The identifier that was looked up.
+    """
+
+    def __init__(self, session_identifier: str) -> None:
+        self.session_identifier = session_identifier
+        msg = (
+            f"unknown session {session_identifier!r}: no session_log row has this "
+            "session_identifier; start it first or check the identifier"
+        )
+        super().__init__(msg)
+
+    def __str__(self) -> str:
+        """Return the message itself (``LookupError`` would quote it)."""
+        return str(self.args[0])
+
+
+class SessionExists(LifecycleError, ValueError):
+    """A session with this identifier has already been started.
+
+    Parameters
+    ----------
+    session_identifier
+        The identifier that is taken.
+    status
+        The existing session's status, if known.
+    """
+
+    def __init__(self, session_identifier: str, status: str | None = None) -> None:
+        self.session_identifier = session_identifier
+        self.status = status
+        now = f" (now {status})" if status is not None else ""
+        msg = (
+            f"session {session_identifier!r} already exists{now}: a session starts "
+            "once; advance it instead, or use a new identifier"
+        )
+        super().__init__(msg)
+
+
+class FileDelayNotElapsed(LifecycleError):
+    """``find_no_files`` came before the file delay elapsed; nothing was written.
+
+    The session stays TO_BE_BUILT, to be tried again after ``ready_at``.
+
+    Parameters
+    ----------
+    session_identifier
+        The session.
+    ended_at
+        When the session ended (its END row's timestamp).
+    ready_at
+        The earliest time ``find_no_files`` is accepted.
+    """
+
+    def __init__(self, session_identifier: str, ended_at: datetime, ready_at: datetime) -> None:
+        self.session_identifier = session_identifier
+        self.ended_at = ended_at
+        self.ready_at = ready_at
+        msg = (
+            f"cannot 'find_no_files' for session {session_identifier!r} yet: it ended at "
+            f"{ended_at.isoformat()} and files may still arrive until "
+            f"{ready_at.isoformat()}; it stays TO_BE_BUILT, try again after that"
+        )
+        super().__init__(msg)
+
+
+class StoreError(LifecycleError):
+    """The database cannot be used as a session log, or holds rows the lifecycle rejects.
+
+    Parameters
+    ----------
+    message
+        What is wrong and what to do about it.
+    url
+        The database, with any password hidden, if known.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class InvalidArgument(LifecycleError, ValueError):
+    """An argument that the store cannot use (empty identifier, naive time, bad lease).
+
+    Parameters
+    ----------
+    name
+        The parameter's name.
+    value
+        The value that was given.
+    expected
+        What would have been accepted.
+    """
+
+    def __init__(self, name: str, value: object, expected: str) -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        msg = f"invalid {name} {value!r}: expected {expected}"
+        super().__init__(msg)

@@ -1,0 +1,184 @@
+"""The store commands of the command line: init, start, advance, status, history, sessions.
+
+DB is a file path (SQLite) or a SQLAlchemy URL; it may be left out when
+``NEXUSLIMS_LIFECYCLE_DB`` (or NexusLIMS's own ``NX_DB_PATH``) names it. Errors end
+with a one-line message and exit status 1 (3 for a conflict: read and try again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+
+from nexuslims_lifecycle.errors import LifecycleError, TransitionConflict
+from nexuslims_lifecycle.rules import EVENTS
+
+if TYPE_CHECKING:
+    from nexuslims_lifecycle.store import SessionLogStore
+
+__all__ = ["COMMANDS", "DB_ENV_VARS"]
+
+DB_ENV_VARS: Final = ("NEXUSLIMS_LIFECYCLE_DB", "NX_DB_PATH")
+"""Where DB comes from when the command line leaves it out, first found wins."""
+
+CONFLICT_EXIT: Final = 3
+
+
+def _split_db(args: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Return (DB, the other positional values): DB first, or from the environment."""
+    if len(args) == len(names) + 1:
+        return args[0], list(args[1:])
+    from_env = next((os.environ[var] for var in DB_ENV_VARS if os.environ.get(var)), None)
+    if len(args) == len(names) and from_env:
+        return from_env, list(args)
+    usage = " ".join(["DB", *names])
+    msg = (
+        f"expected {usage} (got {len(args)} value(s)); DB may be left out when "
+        f"{' or '.join(DB_ENV_VARS)} is set"
+    )
+    raise click.UsageError(msg)
+
+
+@contextmanager
+def _store(db: str) -> Iterator[SessionLogStore]:
+    """Open the store at ``db`` and turn library errors into a message and an exit status."""
+    try:
+        from nexuslims_lifecycle.store import SessionLogStore  # noqa: PLC0415 - the sql extra
+
+        with SessionLogStore(db) as store:
+            yield store
+    except TransitionConflict as error:
+        click.echo(f"conflict: {error}", err=True)
+        sys.exit(CONFLICT_EXIT)
+    except LifecycleError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except ImportError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
+def _db_command(*names: str) -> Callable[[Callable[..., None]], click.Command]:
+    """Declare a command taking ``[DB] NAMES...`` as positional arguments."""
+
+    def decorate(function: Callable[..., None]) -> click.Command:
+        def callback(args: tuple[str, ...], **options: Any) -> None:
+            db, values = _split_db(args, names)
+            function(db, *values, **options)
+
+        callback.__doc__ = function.__doc__
+        command = click.command(name=function.__name__.removeprefix("cmd_"))(callback)
+        argument = click.Argument(["args"], nargs=-1, metavar=" ".join(["[DB]", *names]))
+        command.params.insert(0, argument)
+        return command
+
+    return decorate
+
+
+def _status_value(_ctx: object, _param: object, value: str | None) -> str | None:
+    """Accept a status in any case; the store checks that it is one."""
+    return None if value is None else value.upper()
+
+
+@_db_command()
+def cmd_init(db: str) -> None:
+    """Create the session log tables that are missing (never alters existing ones)."""
+    with _store(db) as store:
+        store.init()
+    click.echo(f"initialised {db}")
+
+
+@click.option("--user", default=None, help="The user's name.")
+@click.option("--instrument", required=True, help="The instrument's identifier.")
+@_db_command("SID")
+def cmd_start(db: str, sid: str, *, instrument: str, user: str | None) -> None:
+    """Start session SID: write its START row (WAITING_FOR_END)."""
+    with _store(db) as store:
+        click.echo(store.start(sid, instrument=instrument, user=user).value)
+
+
+@click.option(
+    "--expected",
+    default=None,
+    callback=_status_value,
+    help="The status you read; if it moved on since, this is a conflict (exit 3).",
+)
+@click.option("--actor", default=None, help="Who moves it (a builder: its worker name).")
+@_db_command("SID", "EVENT")
+def cmd_advance(db: str, sid: str, event: str, *, actor: str | None, expected: str | None) -> None:
+    """Move session SID by EVENT (one of: end, complete, fail_export, fail, ...)."""
+    with _store(db) as store:
+        click.echo(store.advance(sid, event.lower(), actor=actor, expected=expected).value)
+
+
+cmd_advance.help = f"Move session SID by EVENT, one of: {', '.join(EVENTS)}."
+
+
+@_db_command("SID")
+def cmd_status(db: str, sid: str) -> None:
+    """Print the record status of session SID."""
+    with _store(db) as store:
+        click.echo(store.status(sid).value)
+
+
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@_db_command("SID")
+def cmd_history(db: str, sid: str, *, as_json: bool) -> None:
+    """Print every move of session SID, oldest first."""
+    with _store(db) as store:
+        entries = store.history(sid)
+    rows = [
+        {
+            "seq": entry.seq,
+            "from": None if entry.from_status is None else entry.from_status.value,
+            "to": entry.to_status.value,
+            "event": entry.event,
+            "actor": entry.actor,
+            "at": entry.at,
+        }
+        for entry in entries
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        source = row["from"] or "-"
+        click.echo(
+            f"{row['seq']:>3}  {row['at']}  {source:>18} -> {row['to']:<18} "
+            f"{row['event']:<20} {row['actor'] or ''}".rstrip()
+        )
+
+
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
+@click.option(
+    "--status", default=None, callback=_status_value, help="Only sessions in this status."
+)
+@_db_command()
+def cmd_sessions(db: str, *, status: str | None, as_json: bool) -> None:
+    """List the sessions, oldest first, as they are read (streamed)."""
+    with _store(db) as store:
+        for info in store.sessions(status):
+            if as_json:
+                record = {
+                    "session_identifier": info.session_identifier,
+                    "instrument": info.instrument,
+                    "user": info.user,
+                    "status": info.status.value,
+                    "started_at": info.started_at,
+                }
+                click.echo(json.dumps(record))
+            else:
+                click.echo(
+                    f"{info.status.value:<18} {info.instrument:<26} {info.user or '-':<10} "
+                    f"{info.session_identifier}"
+                )
+
+
+COMMANDS: Final = (cmd_init, cmd_start, cmd_advance, cmd_status, cmd_history, cmd_sessions)
+"""The store commands, to be added to the ``nexuslims-lifecycle`` group."""

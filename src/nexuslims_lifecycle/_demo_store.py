@@ -1,0 +1,206 @@
+"""The ``demo`` job on an embedded SQLite file: a queue drained by builder processes.
+
+It recreates ``demo.db`` in the working directory, starts twenty NEMO sessions,
+lets builder processes claim and build them, requeues the failures, shows a refused
+illegal move and a conflict between two workers, and prints the sessions and one
+session's history. :func:`run` takes an ``epilogue`` to append more steps (an audit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from nexuslims_lifecycle.enums import RecordStatus
+from nexuslims_lifecycle.errors import IllegalTransition, LifecycleError, TransitionConflict
+from nexuslims_lifecycle.store import SessionLogStore, retry_on_conflict
+from nexuslims_lifecycle.store._workers import build, run_processes
+
+__all__ = ["DEMO_DB", "Epilogue", "run"]
+
+DEMO_DB: Final = Path("demo.db")
+NEMO_USAGE_EVENT: Final = "https://nemo.example.org/api/usage_events/?id={}"
+INSTRUMENTS: Final = (
+    "FEI-Titan-TEM-635816",
+    "JEOL-JEM3010-TEM-565989",
+    "FEI-Quanta200-ESEM-633137",
+    "FEI-Helios-DB-636663",
+)
+USERS: Final = ("ada", "grace", "rosalind", "marie", "lise")
+SESSIONS: Final = 20
+RUNNING: Final = 4  # the newest sessions have not ended yet
+# First build round: what the builder finds for some sessions (by position); the rest complete.
+FIRST_OUTCOMES: Final = {
+    5: "find_no_files",  # ended almost four days ago: the file delay has passed
+    1: "fail",
+    2: "fail_export",
+    3: "find_no_reservation",
+    4: "deny_consent",
+    7: "fail",
+}
+LEASE: Final = 600.0
+
+Epilogue = Callable[[SessionLogStore, Console], None]
+"""A step run after the demo, with its store and console (e.g. an audit)."""
+
+
+def _fresh(path: Path) -> None:
+    """Remove the demo database and its WAL files, so every run starts the same."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _start_sessions(store: SessionLogStore, now: datetime) -> list[str]:
+    """Start the sessions, oldest first, and end all but the newest few."""
+    sids = []
+    for number in range(SESSIONS):
+        sid = NEMO_USAGE_EVENT.format(5001 + number)
+        began = now - timedelta(days=5) + timedelta(hours=5 * number)
+        store.start(
+            sid,
+            instrument=INSTRUMENTS[number % len(INSTRUMENTS)],
+            user=USERS[number % len(USERS)],
+            at=began,
+        )
+        if number < SESSIONS - RUNNING:
+            store.advance(sid, "end", actor="nemo-harvester", at=began + timedelta(hours=2))
+        sids.append(sid)
+    return sids
+
+
+def _worker_conflict(store: SessionLogStore, console: Console) -> None:
+    """Show a builder refused an outcome for a session another builder has claimed."""
+    claim = store.claim_next("builder-east", lease=LEASE)
+    if claim is None:  # pragma: no cover - the demo always has a queue here
+        return
+    console.print(f"builder-east claimed [bold]{claim.session_identifier}[/]")
+    try:
+        store.advance(claim.session_identifier, "complete", actor="builder-west")
+    except TransitionConflict as conflict:
+        console.print(f"[yellow]conflict refused[/]: {conflict}")
+    store.advance(claim.session_identifier, "complete", actor="builder-east")
+    console.print("builder-east completed it")
+
+
+def _drain(url: str, builders: int, outcomes: dict[str, str], console: Console) -> None:
+    """Let builder processes drain the queue, and say who built what."""
+    jobs = [
+        {"url": url, "worker": f"builder-{n + 1}", "lease": LEASE, "outcomes": outcomes}
+        for n in range(builders)
+    ]
+    for report in run_processes(build, jobs):
+        built = ", ".join(f"{_short(sid)} {outcome}" for sid, outcome in report["built"])
+        console.print(f"{report['name']} built {len(report['built'])}: {built or '-'}")
+
+
+def _requeue(store: SessionLogStore, console: Console) -> str | None:
+    """Requeue what can be built again, as an operator would; return one requeued session."""
+    first = None
+    for info in list(store.sessions()):
+        sid, status = info.session_identifier, info.status
+        if status in (RecordStatus.ERROR, RecordStatus.NO_RESERVATION):
+            retry_on_conflict(_requeue_step(store, sid))
+            first = first or sid
+            console.print(f"operator requeued {sid} ({status.value})")
+        elif status is RecordStatus.BUILT_NOT_EXPORTED:
+            store.advance(sid, "complete", actor="exporter", expected=status)
+            console.print(f"exporter exported {sid} later: COMPLETED")
+    return first
+
+
+def _requeue_step(store: SessionLogStore, sid: str) -> Callable[[], RecordStatus]:
+    """Return a step that reads the status and retries from it (again after a conflict)."""
+
+    def step() -> RecordStatus:
+        return store.advance(sid, "retry", actor="operator", expected=store.status(sid))
+
+    return step
+
+
+def _short(sid: str) -> str:
+    """Return a NEMO usage event URL as ``…?id=N`` for narrow tables."""
+    return "…?id=" + sid.rsplit("=", 1)[-1] if sid.startswith(NEMO_USAGE_EVENT[:-2]) else sid
+
+
+def _refused_move(store: SessionLogStore, console: Console, sid: str) -> None:
+    """Try to requeue a COMPLETED session: the lifecycle refuses it."""
+    try:
+        store.advance(sid, "retry", actor="operator")
+    except IllegalTransition as error:
+        console.print(f"[red]refused[/]: {error}")
+    else:  # pragma: no cover - COMPLETED is terminal
+        msg = "the demo's illegal move was not refused"
+        raise LifecycleError(msg)
+
+
+def _sessions_table(store: SessionLogStore) -> Table:
+    table = Table(
+        title=f"sessions in session_log ({NEMO_USAGE_EVENT.format('N')})", box=box.SIMPLE_HEAD
+    )
+    for column in ("session", "instrument", "user", "status"):
+        table.add_column(column, no_wrap=True)
+    for info in store.sessions():
+        status = info.status.value
+        table.add_row(_short(info.session_identifier), info.instrument, info.user or "", status)
+    return table
+
+
+def _history_table(store: SessionLogStore, sid: str) -> Table:
+    table = Table(title=f"status_history of {sid}", box=box.SIMPLE_HEAD)
+    for column in ("seq", "at (UTC)", "event", "status after", "actor"):
+        table.add_column(column, no_wrap=True)
+    for entry in store.history(sid):
+        at = datetime.fromisoformat(entry.at).astimezone(UTC)
+        table.add_row(
+            str(entry.seq),
+            at.strftime("%m-%d %H:%M"),
+            entry.event,
+            entry.to_status.value,
+            entry.actor or "",
+        )
+    return table
+
+
+def run(
+    console: Console,
+    path: Path = DEMO_DB,
+    *,
+    builders: int = 3,
+    epilogue: Epilogue | None = None,
+) -> None:
+    """Run the SQLite demo from scratch and print what happened.
+
+    Parameters
+    ----------
+    console
+        Where to print.
+    path
+        The SQLite file to (re)create.
+    builders
+        How many builder processes drain the queue.
+    epilogue
+        A step to run at the end with the store and the console, e.g. an audit.
+    """
+    _fresh(path)
+    now = datetime.now(UTC)
+    with SessionLogStore(path) as store:
+        store.init()
+        sids = _start_sessions(store, now)
+        console.print(f"started {len(sids)} sessions in {path} ({RUNNING} still running)")
+        _worker_conflict(store, console)
+        outcomes = {sids[n]: event for n, event in FIRST_OUTCOMES.items()}
+        _drain(str(path), builders, outcomes, console)
+        requeued = _requeue(store, console)
+        _drain(str(path), builders, {}, console)
+        completed = next(iter(store.sessions(RecordStatus.COMPLETED))).session_identifier
+        _refused_move(store, console, completed)
+        console.print(_sessions_table(store))
+        console.print(_history_table(store, requeued or sids[0]))
+        if epilogue is not None:
+            epilogue(store, console)

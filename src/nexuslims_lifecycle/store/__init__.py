@@ -1,0 +1,41 @@
+"""NexusLIMS's ``session_log`` with race-free transitions, a build queue and a full history.
+
+Needs the ``sql`` extra (SQLAlchemy 2, psycopg 3). A plain file path means an
+embedded SQLite file; ``postgresql://...`` serves many writers on many machines.
+
+Examples
+--------
+>>> from nexuslims_lifecycle.store import SessionLogStore, retry_on_conflict
+"""
+
+from __future__ import annotations
+
+try:
+    import sqlalchemy  # noqa: F401 - fail early with the extra to install
+except ImportError as error:  # pragma: no cover - exercised in a subprocess
+    msg = "nexuslims_lifecycle.store needs the 'sql' extra: pip install 'nexuslims-lifecycle[sql]'"
+    raise ImportError(msg) from error
+
+from nexuslims_lifecycle.errors import (
+    FileDelayNotElapsed,
+    SessionExists,
+    StoreError,
+    TransitionConflict,
+    UnknownSession,
+)
+from nexuslims_lifecycle.store._retry import retry_on_conflict
+from nexuslims_lifecycle.store._store import SessionLogStore
+from nexuslims_lifecycle.store._types import Claim, HistoryEntry, SessionInfo
+
+__all__ = [
+    "Claim",
+    "FileDelayNotElapsed",
+    "HistoryEntry",
+    "SessionExists",
+    "SessionInfo",
+    "SessionLogStore",
+    "StoreError",
+    "TransitionConflict",
+    "UnknownSession",
+    "retry_on_conflict",
+]

@@ -1,0 +1,145 @@
+"""Engines for the store: an embedded SQLite file done right, or PostgreSQL via psycopg 3.
+
+SQLite: every connection uses WAL (readers never block the writer), waits up to
+:data:`BUSY_TIMEOUT` for the write lock instead of failing, and opens write
+transactions with ``BEGIN IMMEDIATE`` so two writers never both read and then
+both try to upgrade (the upgrade is what ends in "database is locked").
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+
+from nexuslims_lifecycle.errors import StoreError
+
+__all__ = ["BUSY_TIMEOUT", "WRITE", "create_engine", "to_url"]
+
+BUSY_TIMEOUT: Final = 60.0
+"""Seconds a SQLite writer waits for the write lock before giving up."""
+
+WRITE: Final = "nexuslims_lifecycle_write"
+"""Execution option that marks a connection's transactions as writes."""
+
+_DRIVERS: Final = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+
+
+def to_url(url: str | Path | URL) -> URL:
+    """Return the SQLAlchemy URL for a URL string, a URL, or a plain file path (SQLite).
+
+    Parameters
+    ----------
+    url
+        ``sqlite:///...``, ``postgresql://...`` (psycopg 3 is used), or a file path.
+
+    Returns
+    -------
+    sqlalchemy.engine.URL
+        The URL, with the driver filled in.
+
+    Raises
+    ------
+    StoreError
+        For a URL that is not SQLite or PostgreSQL, or cannot be parsed.
+    """
+    if isinstance(url, Path) or (isinstance(url, str) and "://" not in url):
+        path = Path(url).expanduser()
+        if not str(url).strip():
+            msg = "empty database path: give a file path (SQLite) or a SQLAlchemy URL"
+            raise StoreError(msg)
+        return URL.create("sqlite+pysqlite", database=str(path.absolute()))
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as error:
+        msg = f"cannot parse database URL {url!r}: {error}; expected e.g. sqlite:///x.db"
+        raise StoreError(msg) from None
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS:
+        msg = (
+            f"unsupported database {parsed.render_as_string(hide_password=True)!r}: "
+            "expected a SQLite file (path or sqlite:///...) or postgresql://..."
+        )
+        raise StoreError(msg)
+    if "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=_DRIVERS[backend])
+    return parsed
+
+
+def create_engine(url: URL) -> Engine:
+    """Return an engine for ``url`` set up for many concurrent writers.
+
+    Parameters
+    ----------
+    url
+        What :func:`to_url` returned.
+
+    Returns
+    -------
+    sqlalchemy.engine.Engine
+        The engine.
+    """
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return sa.create_engine(url)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    """Return a SQLite engine with WAL, a busy timeout and ``BEGIN IMMEDIATE`` writes."""
+    if url.database in (None, "", ":memory:"):
+        msg = "an in-memory SQLite database cannot be shared; give a file path"
+        raise StoreError(msg)
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: object) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN, not the driver.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        raw: Any = connection.connection.dbapi_connection
+        if connection.get_execution_options().get(WRITE, False):
+            _begin_immediate(raw)
+        else:
+            raw.execute("BEGIN")
+
+    return engine
+
+
+def _begin_immediate(raw: Any) -> None:
+    """Take SQLite's write lock, polling every fraction of a millisecond until it is free.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10... up to 100 ms between tries, so
+    under a steady stream of short write transactions a waiting writer sleeps through
+    many free moments; polling briefly instead keeps the lock busy. Only this wait
+    is polled: once the lock is held, the busy timeout applies again.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    # Re-raised as SQLAlchemy's error, which the store turns into a StoreError.
+                    raise sa.exc.DBAPIError.instance(
+                        "BEGIN IMMEDIATE", (), error, sqlite3.Error
+                    ) from error
+                time.sleep(random.uniform(0.00005, 0.0005))  # noqa: S311 - jitter
+            else:
+                return
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")

@@ -1,0 +1,270 @@
+"""The write transactions of ``start`` and ``advance``, on an open connection.
+
+Each function runs inside one transaction that the caller opened (``BEGIN
+IMMEDIATE`` on SQLite, which serializes writers). On PostgreSQL (READ COMMITTED)
+the session's rows are first locked in id order, the order every writer uses. A
+move is then a compare-and-set: every row goes from the status read to the new one
+only if it still holds the status read, and the history entry is written only if
+every row of the session now holds the new status and its sequence number is free;
+a row, a claim or an entry another writer committed in between turns into a
+conflict, not a half-done move. Any error raised here rolls the whole transaction
+back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from nexuslims_lifecycle import legality
+from nexuslims_lifecycle.enums import EventType, RecordStatus
+from nexuslims_lifecycle.errors import (
+    FileDelayNotElapsed,
+    MissingEndTime,
+    SessionExists,
+    StoreError,
+    TransitionConflict,
+    UnknownSession,
+)
+from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
+from nexuslims_lifecycle.store import _sql
+from nexuslims_lifecycle.store._types import parse_stored_time, utc_text
+
+__all__ = ["Move", "SessionRows", "advance", "agreed_status", "insert_row", "read_session", "start"]
+
+_END = EventType.END.value
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One requested move: what, by whom, when, and what the writer believes."""
+
+    session_identifier: str
+    event: str
+    actor: str | None
+    at: datetime
+    now: datetime
+    expected: RecordStatus | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRows:
+    """What one read of a session's ``session_log`` rows found."""
+
+    status: RecordStatus
+    count: int
+    instrument: str
+    user: str | None
+    ended_at: str | None
+
+
+def agreed_status(session_identifier: str, values: set[str]) -> RecordStatus:
+    """Return the one status all rows hold, or raise a StoreError naming what was found."""
+    if len(values) != 1:
+        msg = (
+            f"the session_log rows of {session_identifier!r} disagree on record_status "
+            f"({', '.join(sorted(values))}): NexusLIMS keeps one status on all rows; "
+            "fix the rows (the audit shows which) before moving this session"
+        )
+        raise StoreError(msg)
+    (value,) = values
+    try:
+        return RecordStatus(value)
+    except ValueError:
+        msg = (
+            f"session {session_identifier!r} has record_status {value!r} in session_log, "
+            f"which is not a RecordStatus (expected one of "
+            f"{', '.join(s.value for s in RecordStatus)}); fix the rows before moving it"
+        )
+        raise StoreError(msg) from None
+
+
+def read_session(
+    conn: sa.Connection, session_identifier: str, *, lock: bool = False
+) -> SessionRows:
+    """Read every row of a session; raise UnknownSession if there is none.
+
+    With ``lock`` on PostgreSQL, the rows are locked in id order (START first), the
+    order every writer uses, so two writers of one session queue instead of deadlocking.
+    """
+    query = _sql.SELECT_ROWS_LOCKED if lock and _locks(conn) else _sql.SELECT_ROWS
+    rows = _sql.run(conn, query, {"sid": session_identifier}).fetchall()
+    if not rows:
+        raise UnknownSession(session_identifier)
+    # Columns: record_status, instrument, user, event_type, timestamp.
+    status = agreed_status(session_identifier, {row[0] for row in rows})
+    ends = [row[4] for row in rows if row[3] == _END]
+    return SessionRows(status, len(rows), rows[0][1], rows[0][2], (ends or [None])[-1])
+
+
+def _locks(conn: sa.Connection) -> bool:
+    """Return whether the database takes row locks (PostgreSQL, not SQLite)."""
+    return conn.dialect.name == "postgresql"
+
+
+def _append_history(
+    conn: sa.Connection, move: Move, source: RecordStatus | None, dest: RecordStatus
+) -> Any:
+    """Append the next history entry; return the cursor, whose one row is its number.
+
+    No row means the session's rows disagree with ``dest`` (nothing was appended); a
+    taken sequence number raises an IntegrityError: either way, another writer won.
+    """
+    return _sql.run(
+        conn,
+        _sql.INSERT_HISTORY,
+        {
+            "sid": move.session_identifier,
+            "from_status": None if source is None else source.value,
+            "to_status": dest.value,
+            "event": move.event,
+            "actor": move.actor,
+            "at": move.at.isoformat(),
+        },
+    )
+
+
+def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
+    """Insert one session_log row and return its id."""
+    (key,) = _sql.run(conn, _sql.INSERT_ROW, {"session_identifier": sid, **info}).fetchone()
+    return int(key)
+
+
+def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) -> RecordStatus:
+    """Write a new session's START row and first history entry."""
+    sid = move.session_identifier
+    existing = _sql.run(conn, _sql.SELECT_ROWS, {"sid": sid}).fetchone()
+    if existing is not None:
+        raise SessionExists(sid, existing[0])
+    initial = LIFECYCLE.initial
+    insert_row(
+        conn,
+        sid,
+        {
+            "instrument": instrument,
+            "timestamp": move.at.isoformat(),
+            "event_type": EventType.START.value,
+            "record_status": initial.value,
+            "user": user,
+        },
+    )
+    try:
+        entry = _append_history(conn, move, None, initial).fetchone()
+    except sa.exc.IntegrityError:  # a concurrent start of the same session won
+        entry = None
+    if entry is None or entry[0] != 1:  # the session's history already began elsewhere
+        raise SessionExists(sid)
+    return initial
+
+
+def _check_file_delay(rows: SessionRows, move: Move) -> None:
+    """Refuse ``find_no_files`` before the file delay has elapsed since the END row."""
+    if rows.ended_at is None:
+        raise MissingEndTime(move.session_identifier, move.event)
+    ended = parse_stored_time(rows.ended_at, move.session_identifier)
+    if move.now - ended < FILE_DELAY:
+        raise FileDelayNotElapsed(move.session_identifier, ended, ended + FILE_DELAY)
+
+
+def _claim_holder(conn: sa.Connection, move: Move) -> str | None:
+    """Return the worker whose build claim on the session is live or is the actor's."""
+    claim = _sql.run(conn, _sql.SELECT_CLAIM, {"sid": move.session_identifier}).fetchone()
+    if claim is None:
+        return None
+    worker, expires_at = claim
+    if worker == move.actor or expires_at > utc_text(move.now):
+        return str(worker)
+    return None
+
+
+def _conflict(
+    move: Move, current: RecordStatus | None, holder: str | None = None
+) -> TransitionConflict:
+    """Build the conflict for ``move`` seen against ``current``."""
+    return TransitionConflict(
+        move.session_identifier,
+        move.event,
+        expected=None if move.expected is None else move.expected.value,
+        current=None if current is None else current.value,
+        holder=holder,
+    )
+
+
+def advance(conn: sa.Connection, move: Move) -> RecordStatus:
+    """Make one checked, compare-and-set move; return the new status.
+
+    On PostgreSQL the writes go out as one pipeline (one round trip), and their
+    results are checked once it is back; anything amiss raises, and the caller's
+    transaction rolls everything back.
+    """
+    sid = move.session_identifier
+    try:
+        with _sql.batch(conn):
+            rows = read_session(conn, sid, lock=True)
+            if move.expected is not None and rows.status is not move.expected:
+                raise _conflict(move, rows.status)
+            dest = legality.next_status(rows.status, move.event)
+            if move.event == "find_no_files":
+                _check_file_delay(rows, move)
+            building = rows.status is RecordStatus.TO_BE_BUILT
+            holder = _claim_holder(conn, move) if building else None
+            if holder is not None and holder != move.actor:
+                raise _conflict(move, rows.status, holder)
+            moved = _sql.run(
+                conn, _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
+            )
+            _write_event_row(conn, move, rows, dest, claimed=holder is not None, outcome=building)
+            entry = _append_history(conn, move, rows.status, dest)
+            if building and dest is not RecordStatus.TO_BE_BUILT:
+                _sql.run(conn, _sql.DELETE_CLAIM, {"sid": sid})
+    except sa.exc.IntegrityError:  # the entry's sequence number was taken: another writer won
+        raise _conflict(move, None) from None
+    if moved.rowcount != rows.count:
+        raise _conflict(move, _current(conn, sid))
+    if entry.fetchone() is None:  # a row another writer committed since our read
+        raise _conflict(move, None)
+    return dest
+
+
+def _write_event_row(
+    conn: sa.Connection,
+    move: Move,
+    rows: SessionRows,
+    dest: RecordStatus,
+    *,
+    claimed: bool,
+    outcome: bool,
+) -> None:
+    """Write the END row of ``end``, and a RECORD_GENERATION row for an unclaimed build outcome.
+
+    A build outcome is a move out of TO_BE_BUILT.
+
+    A claimed build already has its RECORD_GENERATION row (written by the claim, as
+    NexusLIMS writes one when an attempt starts), so its outcome adds none.
+    """
+    if move.event == "end":
+        kind = EventType.END
+    elif outcome and not claimed:
+        kind = EventType.RECORD_GENERATION
+    else:
+        return
+    info = {
+        "session_identifier": move.session_identifier,
+        "instrument": rows.instrument,
+        "timestamp": move.at.isoformat(),
+        "event_type": kind.value,
+        "record_status": dest.value,
+        "user": rows.user,
+    }
+    _sql.run(conn, _sql.INSERT_ROW, info)  # its id is not needed: no round trip for it
+
+
+def _current(conn: sa.Connection, sid: str) -> RecordStatus | None:
+    """Return the session's status now, or None if its rows do not agree on one."""
+    try:
+        return read_session(conn, sid).status
+    except StoreError:
+        return None

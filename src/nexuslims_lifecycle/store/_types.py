@@ -1,0 +1,141 @@
+"""What the store returns, and the few value checks every operation shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from nexuslims_lifecycle.enums import RecordStatus
+from nexuslims_lifecycle.errors import InvalidArgument, StoreError
+
+__all__ = ["Claim", "HistoryEntry", "SessionInfo", "aware", "identifier", "lease_of", "utc_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One move of one session, as ``status_history`` keeps it.
+
+    Parameters
+    ----------
+    session_identifier
+        The session.
+    seq
+        1 for the session's start, then 2, 3, ... with no gaps.
+    from_status
+        The status before the move (None for the start).
+    to_status
+        The status after it.
+    event
+        The lifecycle event (``"start"`` for the first entry).
+    actor
+        Who made the move, if given.
+    at
+        When, as ISO-8601 text with a UTC offset.
+    """
+
+    session_identifier: str
+    seq: int
+    from_status: RecordStatus | None
+    to_status: RecordStatus
+    event: str
+    actor: str | None
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One session of ``session_log``: who, where, since when, and its status.
+
+    Parameters
+    ----------
+    session_identifier
+        The session.
+    instrument
+        Its instrument.
+    user
+        Its user, if known.
+    status
+        Its record status (every row of the session agrees on it).
+    started_at
+        Its earliest row's timestamp, as stored.
+    """
+
+    session_identifier: str
+    instrument: str
+    user: str | None
+    status: RecordStatus
+    started_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A worker's lease on building one TO_BE_BUILT session.
+
+    Parameters
+    ----------
+    session_identifier
+        The session to build.
+    worker
+        Who holds the claim; pass it as ``actor`` with the build's outcome event.
+    claimed_at, expires_at
+        The lease, as ISO-8601 UTC text; after ``expires_at`` another worker may take over.
+    taken_over_from
+        The worker whose expired claim this one replaced, if any.
+    """
+
+    session_identifier: str
+    worker: str
+    claimed_at: str
+    expires_at: str
+    taken_over_from: str | None = None
+
+
+def utc_text(moment: datetime) -> str:
+    """Return ``moment`` as fixed-width ISO-8601 UTC text (sorts like the time it names)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def aware(moment: datetime | None, name: str) -> datetime:
+    """Return ``moment`` (now if None), refusing a time without a UTC offset."""
+    if moment is None:
+        return datetime.now(UTC)
+    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+        raise InvalidArgument(name, moment, "a timezone-aware datetime, e.g. datetime.now(UTC)")
+    return moment
+
+
+def identifier(value: object, name: str, *, optional: bool = False) -> str | None:
+    """Return ``value`` if it is a usable identifier: a non-blank string (or None if optional)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(name, value, "a non-empty string")
+    return value
+
+
+def lease_of(value: object) -> timedelta:
+    """Return a claim's lease from a timedelta or a number of seconds, refusing <= 0."""
+    if isinstance(value, timedelta):
+        lease = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        lease = timedelta(seconds=value)
+    else:
+        raise InvalidArgument("lease", value, "a timedelta or a number of seconds > 0")
+    if lease <= timedelta(0):
+        raise InvalidArgument("lease", value, "a timedelta or a number of seconds > 0")
+    return lease
+
+
+def parse_stored_time(text: str, session_identifier: str) -> datetime:
+    """Return a stored ISO-8601 timestamp, which must carry a UTC offset."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        moment = None
+    if moment is None or moment.utcoffset() is None:
+        msg = (
+            f"session {session_identifier!r} has END timestamp {text!r}, which is not "
+            "ISO-8601 with a UTC offset: the file delay cannot be measured; fix the row"
+        )
+        raise StoreError(msg)
+    return moment

@@ -1,0 +1,203 @@
+"""Worker processes for the demo, the reliability tests and the benchmarks.
+
+Each function runs in its own process (``multiprocessing`` with the ``spawn``
+context), opens its own store, waits at ``barrier`` so that all workers start
+together, and puts one result dict on ``results``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from sqlalchemy import event
+
+from nexuslims_lifecycle.enums import RecordStatus
+from nexuslims_lifecycle.errors import IllegalTransition, TransitionConflict
+from nexuslims_lifecycle.store._store import SessionLogStore
+
+__all__ = ["CYCLE", "build", "drive", "race", "run_processes"]
+
+CYCLE: Final = {
+    RecordStatus.WAITING_FOR_END: "end",
+    RecordStatus.TO_BE_BUILT: "fail",
+    RecordStatus.ERROR: "retry",
+}
+"""The move :func:`drive` makes from each status: a cycle that never ends."""
+
+
+def race(
+    *,
+    url: str,
+    name: str,
+    plans: dict[str, list[tuple[str, str | None]]],
+    barrier: Any,
+    results: Any,
+) -> None:
+    """Try every move of each session's plan, each expecting its source status (if given).
+
+    Reports ``{"name", "wins": [[sid, event], ...], "conflicts", "refused"}``; a
+    refused move is one the lifecycle did not allow from the status found.
+    """
+    wins: list[list[str]] = []
+    conflicts = refused = 0
+    with SessionLogStore(url) as store:
+        store.status(next(iter(plans)))  # connect before the start line
+        barrier.wait()
+        for sid, plan in plans.items():
+            for name_of_event, source in plan:
+                try:
+                    store.advance(sid, name_of_event, actor=name, expected=source)
+                except TransitionConflict:
+                    conflicts += 1
+                except IllegalTransition:
+                    refused += 1
+                else:
+                    wins.append([sid, name_of_event])
+    results.put({"name": name, "wins": wins, "conflicts": conflicts, "refused": refused})
+
+
+def build(
+    *,
+    url: str,
+    worker: str,
+    lease: float,
+    outcomes: dict[str, str],
+    barrier: Any,
+    results: Any,
+) -> None:
+    """Claim and build sessions until the queue is empty.
+
+    The outcome of each build is ``outcomes.get(sid, "complete")``. Reports
+    ``{"name", "built": [[sid, outcome], ...], "conflicts"}``.
+    """
+    built: list[list[str]] = []
+    conflicts = 0
+    with SessionLogStore(url) as store:
+        next(store.sessions(), None)  # connect before the start line
+        barrier.wait()
+        while (claim := store.claim_next(worker, lease=lease)) is not None:
+            outcome = outcomes.get(claim.session_identifier, "complete")
+            try:
+                store.advance(claim.session_identifier, outcome, actor=worker)
+            except TransitionConflict:
+                conflicts += 1
+            else:
+                built.append([claim.session_identifier, outcome])
+    results.put({"name": worker, "built": built, "conflicts": conflicts})
+
+
+def drive(
+    *,
+    url: str,
+    name: str,
+    own: list[str],
+    shared: list[str],
+    moves: int | None,
+    barrier: Any,
+    results: Any,
+    stall: float = 0.0,
+    share_every: int = 10,
+) -> None:
+    """Move sessions round :data:`CYCLE`, ``moves`` attempts in all (None: forever).
+
+    Most attempts move this writer's ``own`` sessions (it knows their status from its
+    own moves); every ``share_every``-th attempt, or every attempt when it owns none,
+    reads a ``shared`` session and advances it expecting what it read, so a race lost
+    to another writer is a conflict. With ``stall``, every commit waits that long
+    first, so a kill almost always lands inside a transaction. Reports ``{"name",
+    "commits", "conflicts", "seconds"}``.
+    """
+    commits = conflicts = 0
+    known: dict[str, RecordStatus] = {}
+    with SessionLogStore(url) as store:
+        if stall:
+            event.listen(store.engine, "commit", lambda _conn: time.sleep(stall))
+        store.status((own or shared)[0])
+        barrier.wait()
+        began = time.perf_counter()
+        attempt = 0
+        while moves is None or attempt < moves:
+            if shared and (not own or attempt % share_every == 0):
+                sid = shared[(attempt // share_every) % len(shared)]
+                status = store.status(sid)
+            else:
+                sid = own[attempt % len(own)]
+                status = known.get(sid) or store.status(sid)
+            attempt += 1
+            try:
+                known[sid] = store.advance(sid, CYCLE[status], actor=name, expected=status)
+            except TransitionConflict:
+                conflicts += 1
+            else:
+                commits += 1
+        seconds = time.perf_counter() - began
+    results.put({"name": name, "commits": commits, "conflicts": conflicts, "seconds": seconds})
+
+
+def run_processes(
+    target: Callable[..., None],
+    jobs: list[dict[str, Any]],
+    *,
+    method: str = "spawn",
+    timeout: float = 180.0,
+) -> list[dict[str, Any]]:
+    """Run ``target`` once per job, each in its own process, released together.
+
+    Parameters
+    ----------
+    target
+        One of this module's workers.
+    jobs
+        Keyword arguments for each process (``barrier`` and ``results`` are added).
+    method
+        ``"spawn"`` or ``"forkserver"``: never plain fork once engines exist.
+    timeout
+        Seconds to wait for each report before giving up on a hung worker.
+
+    Returns
+    -------
+    list[dict]
+        The workers' reports, sorted by name.
+
+    Raises
+    ------
+    RuntimeError
+        When a worker reported nothing in time or exited with an error.
+    """
+    context: Any = multiprocessing.get_context(method)
+    barrier = context.Barrier(len(jobs))
+    results = context.Queue()
+    processes = [
+        context.Process(target=target, kwargs={**job, "barrier": barrier, "results": results})
+        for job in jobs
+    ]
+    for process in processes:
+        process.start()
+    reports: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(reports) < len(jobs):
+            try:
+                reports.append(results.get(timeout=0.2))
+            except queue.Empty:
+                crashed = any(p.exitcode not in (None, 0) for p in processes)
+                if crashed or time.monotonic() > deadline:
+                    msg = f"a worker reported nothing; exit codes {_codes(processes)}"
+                    raise RuntimeError(msg) from None
+    finally:
+        for process in processes:
+            process.join(timeout=timeout)
+            if process.is_alive():
+                process.kill()
+    if any(code != 0 for code in _codes(processes)):
+        msg = f"a worker failed; exit codes {_codes(processes)}"
+        raise RuntimeError(msg)
+    return sorted(reports, key=lambda report: str(report["name"]))
+
+
+def _codes(processes: list[Any]) -> list[int | None]:
+    return [process.exitcode for process in processes]

@@ -1,0 +1,151 @@
+"""The store commands: init, start, advance, status, history, sessions, and the SQLite demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from _snapshot import dump
+from click.testing import CliRunner
+
+from nexuslims_lifecycle.cli import main
+from nexuslims_lifecycle.enums import RecordStatus
+from nexuslims_lifecycle.store import SessionLogStore
+
+SID = "https://nemo.example.org/api/usage_events/?id=4711"
+
+
+@pytest.fixture
+def runner(monkeypatch) -> CliRunner:
+    for var in ("NEXUSLIMS_LIFECYCLE_DB", "NX_DB_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def db(runner, sqlite_url) -> str:
+    assert runner.invoke(main, ["init", sqlite_url]).exit_code == 0
+    done = runner.invoke(main, ["start", sqlite_url, SID, "--instrument", "TEM", "--user", "ada"])
+    assert done.output == "WAITING_FOR_END\n"
+    return sqlite_url
+
+
+def test_start_advance_and_status_print_the_status(runner, db):
+    assert runner.invoke(main, ["advance", db, SID, "end"]).output == "TO_BE_BUILT\n"
+    moved = runner.invoke(main, ["advance", db, SID, "FAIL", "--actor", "builder"])
+    assert moved.output == "ERROR\n"
+    assert runner.invoke(main, ["status", db, SID]).output == "ERROR\n"
+
+
+def test_history_json_lists_every_move_with_actor(runner, db):
+    runner.invoke(main, ["advance", db, SID, "end", "--actor", "harvester"])
+    done = runner.invoke(main, ["history", db, SID, "--json"])
+    entries = json.loads(done.output)
+    assert [(e["seq"], e["from"], e["to"], e["event"], e["actor"]) for e in entries] == [
+        (1, None, "WAITING_FOR_END", "start", "ada"),
+        (2, "WAITING_FOR_END", "TO_BE_BUILT", "end", "harvester"),
+    ]
+
+
+def test_history_for_people_shows_one_line_per_move(runner, db):
+    done = runner.invoke(main, ["history", db, SID])
+    assert done.exit_code == 0
+    assert done.output.count("\n") == 1
+    assert "-> WAITING_FOR_END" in done.output
+    assert done.output.rstrip().endswith("start                ada")
+
+
+def test_sessions_filters_by_a_status_in_any_case_and_streams_json_lines(runner, db):
+    runner.invoke(main, ["start", db, "second", "--instrument", "SEM"])
+    runner.invoke(main, ["advance", db, "second", "end"])
+    lines = runner.invoke(main, ["sessions", db, "--status", "to_be_built", "--json"]).output
+    assert [json.loads(line)["session_identifier"] for line in lines.splitlines()] == ["second"]
+    table = runner.invoke(main, ["sessions", db]).output.splitlines()
+    assert [line.split()[0] for line in table] == ["WAITING_FOR_END", "TO_BE_BUILT"]
+
+
+def test_the_database_can_come_from_the_environment(runner, db, monkeypatch):
+    monkeypatch.setenv("NEXUSLIMS_LIFECYCLE_DB", db)
+    assert runner.invoke(main, ["status", SID]).output == "WAITING_FOR_END\n"
+    monkeypatch.delenv("NEXUSLIMS_LIFECYCLE_DB")
+    monkeypatch.setenv("NX_DB_PATH", db)
+    assert runner.invoke(main, ["advance", SID, "end"]).output == "TO_BE_BUILT\n"
+
+
+def test_a_missing_database_argument_is_a_usage_error(runner):
+    done = runner.invoke(main, ["status"])
+    assert done.exit_code == 2
+    assert "expected DB SID (got 0 value(s)); DB may be left out when" in done.output
+
+
+def test_a_conflict_exits_3_with_a_message_and_writes_nothing(runner, db):
+    runner.invoke(main, ["advance", db, SID, "end"])
+    before = dump(db)
+    done = runner.invoke(main, ["advance", db, SID, "fail", "--expected", "waiting_for_end"])
+    assert done.exit_code == 3
+    assert done.output.startswith("conflict: conflict on session")
+    assert "moved it to TO_BE_BUILT" in done.output
+    assert dump(db) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["advance", "{db}", SID, "complete"], "error: cannot 'complete' from WAITING_FOR_END"),
+        (["advance", "{db}", SID, "finish"], "error: unknown lifecycle event 'finish'"),
+        (["status", "{db}", "nope"], "error: unknown session 'nope'"),
+        (["sessions", "{db}", "--status", "done"], "error: unknown record status 'DONE'"),
+        (["start", "{db}", SID, "--instrument", "TEM"], "error: session '" + SID),
+        (["status", "mysql://h/db", SID], "error: unsupported database 'mysql://h/db'"),
+    ],
+)
+def test_bad_input_exits_1_with_a_message_and_writes_nothing(runner, db, args, message):
+    before = dump(db)
+    done = runner.invoke(main, [arg.format(db=db) for arg in args])
+    assert done.exit_code == 1
+    assert done.output.startswith(message)
+    assert dump(db) == before
+
+
+def test_the_installed_command_prints_no_traceback_on_errors(db):
+    done = subprocess.run(
+        [sys.executable, "-m", "nexuslims_lifecycle", "advance", db, SID, "retry"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: cannot 'retry' from WAITING_FOR_END")
+
+
+def test_the_commands_work_on_postgresql(runner, postgres_url):
+    assert runner.invoke(main, ["init", postgres_url]).exit_code == 0
+    runner.invoke(main, ["start", postgres_url, SID, "--instrument", "TEM"])
+    assert runner.invoke(main, ["advance", postgres_url, SID, "end"]).output == "TO_BE_BUILT\n"
+
+
+@pytest.mark.slow
+def test_the_demo_recreates_its_sqlite_file_and_ends_the_same_each_run(runner, tmp_path):
+    """`make demo` runs this twice in a row: it must be idempotent."""
+    path = tmp_path / "demo.db"
+    finals = []
+    for _ in range(2):
+        done = runner.invoke(main, ["demo", "--db", str(path)])
+        assert done.exit_code == 0, done.output
+        with SessionLogStore(path) as store:
+            finals.append({i.session_identifier: i.status for i in store.sessions()})
+    assert finals[0] == finals[1]
+    assert len(finals[0]) == 20
+    assert RecordStatus.NO_FILES_FOUND in finals[0].values()
+    assert "conflict refused" in done.output
+    assert "refused: cannot 'retry' from COMPLETED" in done.output
+    assert "operator requeued" in done.output
+
+
+def test_the_in_memory_demo_is_still_available(runner):
+    done = runner.invoke(main, ["demo", "--in-memory"])
+    assert done.exit_code == 0
+    assert "Sessions driven through the lifecycle" in done.output

@@ -1,0 +1,148 @@
+"""Rare paths of the store, forced deterministically: lost races, odd rows, narrow schemas."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from _snapshot import dump
+
+from nexuslims_lifecycle.errors import SessionExists, StoreError, TransitionConflict
+from nexuslims_lifecycle.store import SessionLogStore, _moves
+from nexuslims_lifecycle.store._workers import build, run_processes
+
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+NEMO = "https://nemo.example.org/api/usage_events/?id=4711"
+
+
+@pytest.fixture
+def store(sqlite_url):
+    with SessionLogStore(sqlite_url) as opened:
+        opened.init()
+        opened.start("s", instrument="I", at=T0)
+        yield opened
+
+
+def test_a_row_written_during_the_move_makes_it_a_conflict_that_writes_nothing(store, sqlite_url):
+    """Another writer's row landing between the read and the history entry: all rolled back."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER sneaky AFTER UPDATE OF record_status ON session_log "
+            "WHEN NEW.event_type = 'START' BEGIN "
+            "INSERT INTO session_log (session_identifier, instrument, timestamp, event_type, "
+            "record_status) VALUES (NEW.session_identifier, 'I', 't', 'RECORD_GENERATION', "
+            "'WAITING_FOR_END'); END"
+        )
+    before = dump(sqlite_url)
+    with pytest.raises(TransitionConflict, match="another writer changed it first") as info:
+        store.advance("s", "end")
+    assert info.value.current is None
+    assert dump(sqlite_url) == before
+
+
+def test_a_row_that_did_not_move_makes_the_compare_and_set_fail_and_write_nothing(
+    store, sqlite_url
+):
+    """Fewer rows moved than were read (another writer changed one): a conflict, rolled back."""
+    store.advance("s", "end", at=T0)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER stuck BEFORE UPDATE OF record_status ON session_log "
+            "WHEN OLD.event_type = 'END' BEGIN SELECT RAISE(IGNORE); END"
+        )
+    before = dump(sqlite_url)
+    with pytest.raises(
+        TransitionConflict, match="another writer changed it first; nothing was written"
+    ):
+        store.advance("s", "fail")
+    assert dump(sqlite_url) == before
+
+
+def test_a_taken_history_sequence_number_is_a_conflict_that_writes_nothing(store, sqlite_url):
+    """Another writer's entry took the next number first: a conflict, rolled back."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER first BEFORE INSERT ON status_history WHEN NEW.event = 'end' "
+            "BEGIN INSERT INTO status_history (session_identifier, seq, to_status, event, at) "
+            "VALUES (NEW.session_identifier, NEW.seq, 'TO_BE_BUILT', 'retry', 't'); END"
+        )
+    before = dump(sqlite_url)
+    with pytest.raises(TransitionConflict, match="conflict on session 's' for 'end'"):
+        store.advance("s", "end")
+    assert dump(sqlite_url) == before
+
+
+def test_a_history_entry_left_by_a_concurrent_start_makes_start_refuse(store, sqlite_url):
+    """A session whose history already began (a concurrent start won) cannot start again."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO status_history (session_identifier, seq, to_status, event, at) "
+            "VALUES ('racer', 1, 'WAITING_FOR_END', 'start', 't')"
+        )
+    before = dump(sqlite_url)
+    with pytest.raises(SessionExists, match="session 'racer' already exists: a session starts"):
+        store.start("racer", instrument="I")
+    assert dump(sqlite_url) == before
+
+
+def test_an_end_timestamp_without_offset_is_a_clear_error_for_the_file_delay(store, sqlite_url):
+    store.advance("s", "end", at=T0)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE session_log SET timestamp = '2026-03-02 09:30:00'")
+    before = dump(sqlite_url)
+    with pytest.raises(StoreError, match=r"END timestamp '2026-03-02 09:30:00', which is not"):
+        store.advance("s", "find_no_files", now=T0 + timedelta(days=3))
+    assert dump(sqlite_url) == before
+
+
+def test_a_postgresql_lock_race_lost_is_reported_as_a_conflict(store, monkeypatch):
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def lose(*_args: object) -> None:
+        raise sa.exc.OperationalError("UPDATE ...", {}, Deadlock("deadlock detected"))
+
+    monkeypatch.setattr(_moves, "advance", lose)
+    with pytest.raises(TransitionConflict, match="another writer changed it first"):
+        store.advance("s", "end")
+
+
+def test_a_narrow_existing_session_identifier_column_is_a_clear_error(postgres_url):
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE session_log (id_session_log SERIAL PRIMARY KEY, "
+            "session_identifier VARCHAR(36) NOT NULL, instrument VARCHAR(100) NOT NULL, "
+            "timestamp TEXT NOT NULL, event_type TEXT NOT NULL, "
+            "record_status TEXT NOT NULL DEFAULT 'WAITING_FOR_END', \"user\" VARCHAR(50))"
+        )
+    engine.dispose()
+    with SessionLogStore(postgres_url) as store:
+        store.init()
+        before = dump(postgres_url)
+        with pytest.raises(StoreError, match=r"does not fit a column .*VARCHAR\(36\)"):
+            store.start(NEMO, instrument="I")
+        store.start("a1b2c3", instrument="I")
+    assert dump(postgres_url)["status_history"] != before["status_history"]
+
+
+def test_a_crashing_worker_process_is_reported_not_waited_for(tmp_path):
+    job = {"url": str(tmp_path / "missing" / "x.db"), "worker": "w", "lease": 1.0, "outcomes": {}}
+    with pytest.raises(RuntimeError, match=r"a worker (reported nothing|failed); exit codes \[1\]"):
+        run_processes(build, [job], method="forkserver")
+
+
+def test_a_write_lock_never_granted_is_a_store_error_not_a_traceback(store, monkeypatch):
+    from nexuslims_lifecycle.store import _engine
+
+    monkeypatch.setattr(_engine, "BUSY_TIMEOUT", -1.0)  # give up at the first refusal
+    holder = store.engine.raw_connection()
+    holder.driver_connection.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="stayed locked by another writer for too long"):
+            store.advance("s", "end")
+    finally:
+        holder.driver_connection.execute("ROLLBACK")
+        holder.close()
+    assert store.status("s").value == "WAITING_FOR_END"
