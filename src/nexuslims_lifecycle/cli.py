@@ -26,3 +26,13 @@ def demo() -> None:
     from nexuslims_lifecycle import _demo  # noqa: PLC0415 - keep start-up fast
 
     _demo.run(Console())
+
+
+def _register() -> None:
+    """Attach the command modules to ``main``."""
+    from nexuslims_lifecycle._cli_audit import audit_command  # noqa: PLC0415 - after main exists
+
+    main.add_command(audit_command)
+
+
+_register()

@@ -17,6 +17,7 @@ __all__ = [
     "MissingEndTime",
     "UnknownEvent",
     "UnknownStatus",
+    "UnusableDatabase",
 ]
 
 
@@ -131,4 +132,22 @@ class MissingEndTime(LifecycleError, ValueError):
             "time is unknown; pass ended_at= when creating the Session (or end() it "
             "through this library) so the file delay can be measured"
         )
+        super().__init__(msg)
+
+
+class UnusableDatabase(LifecycleError):
+    """A database that cannot be opened or read, or lacks the tables we need.
+
+    Parameters
+    ----------
+    url
+        The database, as it was given (a path or a URL).
+    reason
+        What is wrong with it.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        msg = f"cannot use database {url!r}: {reason}"
         super().__init__(msg)
