@@ -9,7 +9,7 @@ from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import LifecycleError
-from nexuslims_lifecycle.legality import next_status, next_statuses
+from nexuslims_lifecycle.legality import allowed_events, next_status, next_statuses
 from nexuslims_lifecycle.rules import LIFECYCLE
 
 Severity = Literal["error", "warning"]
@@ -533,6 +533,23 @@ _START: Final = EventType.START.value
 _END: Final = EventType.END.value
 _BUILD: Final = EventType.RECORD_GENERATION.value
 _INITIAL: Final = LIFECYCLE.initial.value
+_fromisoformat: Final = datetime.fromisoformat
+# Every legal history entry as (from, event, to), the first entry ``start`` included.
+_STEPS: Final = frozenset(
+    [(None, START_EVENT, _INITIAL)]
+    + [
+        (status.value, event, next_status(status, event).value)
+        for status in RecordStatus
+        for event in allowed_events(status)
+    ]
+)
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """Take a naive timestamp (older NexusLIMS wrote local time without offset) as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def check_session(
@@ -563,8 +580,11 @@ def check_session(
     starts = ends = builds = 0
     began = ended = None
     for _, _, stamp, event, row_status in rows:
-        moment = _parse_time(stamp)
-        if row_status != status or moment is None:
+        if row_status != status:
+            return _full_session_check(sid, rows, now=now, stuck_after=stuck_after)
+        try:
+            moment = _fromisoformat(stamp)
+        except (TypeError, ValueError):
             return _full_session_check(sid, rows, now=now, stuck_after=stuck_after)
         if event == _START:
             starts += 1
@@ -577,6 +597,7 @@ def check_session(
         else:
             return _full_session_check(sid, rows, now=now, stuck_after=stuck_after)
     plain = status in _STATUSES and starts == 1 and ends == (0 if status == _WAITING else 1)
+    began, ended = _as_utc(began), _as_utc(ended)
     if (
         not plain
         or (ended is not None and began is not None and ended < began)
@@ -608,24 +629,11 @@ def check_history(sid: str, entries: Sequence[HistoryEntry], status: str | None)
     previous: str | None = None
     expected = 1
     for _, _, seq, before, after, event in entries:
-        if seq != expected or not _follows(before, after, event, previous):
+        legal = (before, event, after) in _STEPS and (previous is None or before == previous)
+        if seq != expected or not legal:
             return _full_history_check(sid, entries, status)
         previous = after
         expected += 1
     if status is not None and previous != status:
         return _full_history_check(sid, entries, status)
     return []
-
-
-def _follows(
-    before: str | None, after: str | None, event: str | None, previous: str | None
-) -> bool:
-    """Return whether ``before -event-> after`` may follow a history ending in ``previous``."""
-    if event == START_EVENT:
-        return previous is None and before is None and after == _INITIAL
-    if previous is not None and before != previous:
-        return False
-    try:
-        return next_status(before or "", event or "") == after
-    except LifecycleError:
-        return False
