@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck pytest bench docs clean
+.PHONY: demo test lint typecheck pytest bench docs clean diagrams mermaid-parser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,26 @@ typecheck: $(VENV)/.test-installed
 pytest: $(VENV)/.test-installed
 	$(BIN)/pytest --cov --cov-report=term
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
+
+# The lifecycle diagram and table in docs/ are generated from the rules; a test fails
+# when the committed copies differ from what `make diagrams` would write.
+diagrams: $(VENV)/.demo-installed
+	$(BIN)/nexuslims-lifecycle diagram --format mermaid -o docs/lifecycle.mmd
+	$(BIN)/nexuslims-lifecycle diagram --format markdown -o docs/lifecycle-table.md
+
+# Mermaid's own parser (npm), used by tests/test_diagrams.py to validate the output.
+mermaid-parser: tests/mermaid/node_modules/.package-lock.json
+
+tests/mermaid/node_modules/.package-lock.json: tests/mermaid/package-lock.json
+	npm ci --prefix tests/mermaid --no-audit --no-fund
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/run.py
 
+# -E: read every page afresh, so a warning is never hidden by an incremental build.
+docs: $(VENV)/.test-installed
+	$(BIN)/sphinx-build -E -W --keep-going -n -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage docs/_build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage docs/_build docs/reference/api

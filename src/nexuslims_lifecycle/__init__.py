@@ -13,7 +13,9 @@ from nexuslims_lifecycle.errors import (
     IllegalTransition,
     LifecycleError,
     MissingEndTime,
+    MissingExtra,
     UnknownEvent,
+    UnknownFormat,
     UnknownStatus,
 )
 from nexuslims_lifecycle.legality import (
@@ -39,9 +41,11 @@ __all__ = [
     "IllegalTransition",
     "LifecycleError",
     "MissingEndTime",
+    "MissingExtra",
     "RecordStatus",
     "Session",
     "UnknownEvent",
+    "UnknownFormat",
     "UnknownStatus",
     "__version__",
     "add_listener",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from datetime import timedelta
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from nexuslims_lifecycle._cli_common import emit_json, make_console
 from nexuslims_lifecycle.audit import (
     CODES,
     DEFAULT_STUCK_AFTER,
@@ -130,7 +130,7 @@ def audit_command(db: str, as_json: bool, stuck_after: timedelta, fail_on: str) 
     Read-only. Exit 0 when clean (below --fail-on), 1 when findings reach --fail-on,
     2 when the database cannot be used.
     """
-    out, err = Console(), Console(stderr=True)
+    out, err = make_console(), Console(stderr=True)
     try:
         if as_json or not err.is_terminal:
             report = audit(db, stuck_after=stuck_after)
@@ -140,7 +140,7 @@ def audit_command(db: str, as_json: bool, stuck_after: timedelta, fail_on: str) 
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
     if as_json:
-        click.echo(json.dumps(report.as_json(), indent=2))
+        emit_json(report.as_json())
     elif report.clean:
         out.print(f"clean: {report.rows} rows in {report.sessions} sessions, no findings")
     else:

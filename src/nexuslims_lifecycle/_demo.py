@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 from rich.table import Table
 
+from nexuslims_lifecycle.diagrams import render
 from nexuslims_lifecycle.errors import IllegalTransition, LifecycleError
 from nexuslims_lifecycle.machine import Session
 
@@ -118,6 +119,8 @@ def run(console: Console) -> None:
     """
     outcomes = drive()
     console.print(outcome_table(outcomes))
+    console.rule("The lifecycle they followed (Mermaid: nexuslims-lifecycle diagram)")
+    console.print(render("mermaid"), markup=False, highlight=False, soft_wrap=True, end="")
     if not any(outcome.refused for outcome in outcomes):
         msg = "the demo's illegal move was not refused"
         raise LifecycleError(msg)

@@ -10,6 +10,8 @@ import click
 from rich.console import Console
 
 from nexuslims_lifecycle import __version__
+from nexuslims_lifecycle._cli_audit import audit_command
+from nexuslims_lifecycle._cli_query import can, diagram, explain, replay
 
 __all__ = ["main"]
 
@@ -28,11 +30,5 @@ def demo() -> None:
     _demo.run(Console())
 
 
-def _register() -> None:
-    """Attach the command modules to ``main``."""
-    from nexuslims_lifecycle._cli_audit import audit_command  # noqa: PLC0415 - after main exists
-
-    main.add_command(audit_command)
-
-
-_register()
+for _command in (diagram, can, explain, replay, audit_command):
+    main.add_command(_command)

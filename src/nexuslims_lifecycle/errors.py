@@ -15,7 +15,9 @@ __all__ = [
     "IllegalTransition",
     "LifecycleError",
     "MissingEndTime",
+    "MissingExtra",
     "UnknownEvent",
+    "UnknownFormat",
     "UnknownStatus",
     "UnusableDatabase",
 ]
@@ -133,6 +135,51 @@ class MissingEndTime(LifecycleError, ValueError):
             "through this library) so the file delay can be measured"
         )
         super().__init__(msg)
+
+
+class UnknownFormat(LifecycleError, ValueError):
+    """A diagram format that :func:`nexuslims_lifecycle.diagrams.render` does not draw.
+
+    Parameters
+    ----------
+    value
+        The format that was asked for.
+    valid
+        The formats that would have been accepted.
+    """
+
+    def __init__(self, value: object, valid: Iterable[str]) -> None:
+        self.value = value
+        self.valid = tuple(valid)
+        msg = (
+            f"unknown diagram format {value!r}: expected one of "
+            f"{', '.join(self.valid)}{_suggestion(value, self.valid)}"
+        )
+        super().__init__(msg)
+
+
+class MissingExtra(LifecycleError, ImportError):
+    """An optional feature needs a package that is not installed.
+
+    Parameters
+    ----------
+    package
+        The package that could not be imported, e.g. ``"pygraphviz"``.
+    extra
+        The extra of ``nexuslims-lifecycle`` that installs it, e.g. ``"render"``.
+    feature
+        What needed it, e.g. ``"SVG output"``.
+    """
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        self.feature = feature
+        msg = (
+            f"{feature} needs {package}, which is not installed: install the {extra!r} "
+            f"extra with: pip install 'nexuslims-lifecycle[{extra}]'"
+        )
+        super().__init__(msg, name=package)
 
 
 class UnusableDatabase(LifecycleError):

@@ -219,7 +219,8 @@ class Session:
     session_identifier
         The session's identifier in ``session_log`` (for NEMO, a usage event URL).
     status
-        Where the session is now: a :class:`RecordStatus` or its exact value string.
+        Where the session is now: a :class:`~nexuslims_lifecycle.enums.RecordStatus`
+        or its exact value string.
     instrument
         The instrument's identifier (``instrument`` column), if known.
     user

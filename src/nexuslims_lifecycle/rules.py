@@ -165,7 +165,7 @@ _EVENT_SET: Final = frozenset(EVENTS)
 
 
 def parse_status(value: object) -> RecordStatus:
-    """Return the :class:`RecordStatus` for a member or its exact value string.
+    """Return the :class:`~.enums.RecordStatus` for a member or its exact value string.
 
     Parameters
     ----------

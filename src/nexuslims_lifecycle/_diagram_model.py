@@ -1,0 +1,124 @@
+"""The lifecycle reduced to what a diagram shows: statuses, moves, marks.
+
+Every renderer in :mod:`nexuslims_lifecycle.diagrams` draws from this one small form,
+built from :data:`~nexuslims_lifecycle.rules.LIFECYCLE`, so no two formats can tell
+different stories.
+
+Edges: one per (event, source) pair, never merged. Two events between the same two
+statuses would be drawn as two arrows, each with its own label and guard; the
+lifecycle has no such pair today, and keeping them apart means a new one cannot
+hide a guard inside a merged label. Moves stay in table order, so output is the
+same on every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nexuslims_lifecycle.enums import RecordStatus
+from nexuslims_lifecycle.rules import LIFECYCLE, Lifecycle, parse_status
+
+__all__ = ["DiagramModel", "Edge", "Move", "Node", "build_model"]
+
+TITLE = "NexusLIMS record lifecycle"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One status as a diagram draws it."""
+
+    name: str
+    meaning: str
+    initial: bool
+    terminal: bool
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One row of the lifecycle table: an event, its sources, its destination."""
+
+    event: str
+    sources: tuple[str, ...]
+    dest: str
+    meaning: str
+    guard: str | None
+
+    @property
+    def label(self) -> str:
+        """Return the arrow label: the event, then ``[guard]`` when it has one."""
+        return f"{self.event} [{self.guard}]" if self.guard else self.event
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One arrow: a move from one of its sources."""
+
+    source: str
+    dest: str
+    move: Move
+
+
+@dataclass(frozen=True, slots=True)
+class DiagramModel:
+    """Everything a renderer needs, in a fixed order."""
+
+    title: str
+    nodes: tuple[Node, ...]
+    moves: tuple[Move, ...]
+
+    @property
+    def edges(self) -> tuple[Edge, ...]:
+        """Return one edge per (move, source), in table order."""
+        return tuple(
+            Edge(source, move.dest, move) for move in self.moves for source in move.sources
+        )
+
+    @property
+    def initial(self) -> Node:
+        """Return the node every session starts in."""
+        return next(node for node in self.nodes if node.initial)
+
+    @property
+    def terminal(self) -> tuple[Node, ...]:
+        """Return the nodes with no way out, in enum order."""
+        return tuple(node for node in self.nodes if node.terminal)
+
+    @property
+    def current(self) -> Node | None:
+        """Return the highlighted node, if any."""
+        return next((node for node in self.nodes if node.current), None)
+
+
+def build_model(
+    lifecycle: Lifecycle = LIFECYCLE, highlight: RecordStatus | str | None = None
+) -> DiagramModel:
+    """Return the diagram form of ``lifecycle``, with ``highlight`` marked as current.
+
+    Raises
+    ------
+    UnknownStatus
+        When ``highlight`` is not a status (exact value or member).
+    """
+    current = None if highlight is None else parse_status(highlight)
+    nodes = tuple(
+        Node(
+            status.value,
+            status.description,
+            initial=status is lifecycle.initial,
+            terminal=status in lifecycle.terminal,
+            current=status is current,
+        )
+        for status in RecordStatus
+    )
+    moves = tuple(
+        Move(
+            rule.event,
+            tuple(source.value for source in rule.sources),
+            rule.dest.value,
+            rule.meaning,
+            rule.guard,
+        )
+        for rule in lifecycle.rules
+    )
+    return DiagramModel(TITLE, nodes, moves)
