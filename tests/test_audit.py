@@ -196,8 +196,8 @@ class TestUnusableDatabases:
         assert "***" in str(caught.value)
 
 
-def rows_of(sid: str, spec: list[tuple[str | None, str | None, str | None]]) -> list[checks.LogRow]:
-    return [checks.LogRecord(sid, i + 1, *row) for i, row in enumerate(spec)]
+def rows_of(sid: str, spec: list[tuple[str | None, str | None, str | None]]) -> list[checks.RawRow]:
+    return [checks.LogRow(sid, i + 1, *row) for i, row in enumerate(spec)]
 
 
 STAMPS = st.sampled_from(
@@ -227,7 +227,7 @@ HISTORY_EVENTS = st.sampled_from(["start", "end", "complete", "fail", "retry", "
 def test_the_fast_history_path_agrees_with_the_full_check(
     spec: list[tuple[int, str | None, str | None, str | None]], status: str | None
 ) -> None:
-    entries = [checks.HistoryRecord("s", i, *entry) for i, entry in enumerate(spec)]
+    entries = [checks.HistoryEntry("s", i, *entry) for i, entry in enumerate(spec)]
     entries.sort(key=lambda entry: entry.seq)
     assert checks.check_history("s", entries, status) == checks._full_history_check(
         "s", entries, status
@@ -250,7 +250,7 @@ def test_the_fast_history_path_agrees_with_the_full_check(
 def test_illegal_history_says_why(
     entries: list[tuple[int, str | None, str, str]], why: str
 ) -> None:
-    records = [checks.HistoryRecord("s", i, *entry) for i, entry in enumerate(entries)]
+    records = [checks.HistoryEntry("s", i, *entry) for i, entry in enumerate(entries)]
     findings = checks.check_history("s", records, None)
     assert [f.code for f in findings] == ["illegal-history"]
     assert why in findings[0].message

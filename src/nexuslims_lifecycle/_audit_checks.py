@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, NamedTuple, Protocol
+from typing import Any, Final, Literal, NamedTuple
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import LifecycleError
@@ -166,38 +166,12 @@ class Finding:
     message: str
 
 
-class LogRow(Protocol):
-    """One ``session_log`` row as the audit reads it: a database row or a :class:`LogRecord`.
-
-    Unpacks as ``(session_identifier, id, timestamp, event_type, record_status)``.
-    """
-
-    def __iter__(self) -> Iterator[Any]:
-        """Yield the columns in order."""
-
-    @property
-    def session_identifier(self) -> str:
-        """The session."""
-
-    @property
-    def id(self) -> int:
-        """``id_session_log``."""
-
-    @property
-    def timestamp(self) -> str | None:
-        """ISO-8601 text."""
-
-    @property
-    def event_type(self) -> str | None:
-        """START, END or RECORD_GENERATION, if valid."""
-
-    @property
-    def record_status(self) -> str | None:
-        """A RecordStatus value, if valid."""
+RawRow = tuple[Any, ...]
+"""A row as the database driver returns it (or a LogRow / HistoryEntry, also tuples)."""
 
 
-class LogRecord(NamedTuple):
-    """A ``session_log`` row built in code (for tests and generators)."""
+class LogRow(NamedTuple):
+    """One ``session_log`` row as the audit reads it, columns in query order."""
 
     session_identifier: str
     id: int
@@ -206,42 +180,8 @@ class LogRecord(NamedTuple):
     record_status: str | None
 
 
-class HistoryEntry(Protocol):
-    """One ``status_history`` entry as the audit reads it: a row or a :class:`HistoryRecord`.
-
-    Unpacks as ``(session_identifier, id, seq, from_status, to_status, event)``.
-    """
-
-    def __iter__(self) -> Iterator[Any]:
-        """Yield the columns in order."""
-
-    @property
-    def session_identifier(self) -> str:
-        """The session."""
-
-    @property
-    def id(self) -> int:
-        """The entry's own id."""
-
-    @property
-    def seq(self) -> int:
-        """Its sequence number within the session, from 1."""
-
-    @property
-    def from_status(self) -> str | None:
-        """The status before the move (None for the first entry)."""
-
-    @property
-    def to_status(self) -> str | None:
-        """The status after the move."""
-
-    @property
-    def event(self) -> str | None:
-        """The lifecycle event, or ``start``."""
-
-
-class HistoryRecord(NamedTuple):
-    """A ``status_history`` entry built in code (for tests and generators)."""
+class HistoryEntry(NamedTuple):
+    """One ``status_history`` entry as the audit reads it, columns in query order."""
 
     session_identifier: str
     id: int
@@ -275,7 +215,7 @@ class SessionVerdict:
 
 
 def _full_session_check(
-    sid: str, rows: Sequence[LogRow], *, now: datetime, stuck_after: timedelta
+    sid: str, raw: Sequence[RawRow], *, now: datetime, stuck_after: timedelta
 ) -> SessionVerdict:
     """Check one session's ``session_log`` rows against the lifecycle.
 
@@ -284,7 +224,8 @@ def _full_session_check(
     sid
         The session identifier.
     rows
-        All its rows, in ``id_session_log`` order.
+        All its rows, in ``id_session_log`` order, as (session_identifier, id,
+        timestamp, event_type, record_status).
     now
         The audit's clock, for ``stuck-waiting``.
     stuck_after
@@ -295,6 +236,7 @@ def _full_session_check(
     SessionVerdict
         The findings and the session's agreed status.
     """
+    rows = [LogRow._make(row) for row in raw]
     findings = _check_values(sid, rows)
     times = {row.id: _parse_time(row.timestamp) for row in rows}
     unreadable = [row.id for row in rows if times[row.id] is None]
@@ -452,26 +394,9 @@ def _check_status(
     return []
 
 
-def _full_history_check(
-    sid: str, entries: Sequence[HistoryEntry], status: str | None
-) -> list[Finding]:
-    """Check one session's ``status_history`` against the lifecycle and its current status.
-
-    Parameters
-    ----------
-    sid
-        The session identifier.
-    entries
-        Its history entries, in ``seq`` order.
-    status
-        The status the session's ``session_log`` rows agree on; None when unknown
-        (then ``history-mismatch`` is not judged).
-
-    Returns
-    -------
-    list[Finding]
-        ``history-gap``, ``illegal-history`` and ``history-mismatch`` findings.
-    """
+def _full_history_check(sid: str, raw: Sequence[RawRow], status: str | None) -> list[Finding]:
+    """Name every problem of a history the fast path found unusual (see :func:`check_history`)."""
+    entries = [HistoryEntry._make(entry) for entry in raw]
     findings = []
     seqs = [entry.seq for entry in entries]
     missing = sorted(set(range(1, max(seqs) + 1)) - set(seqs)) if seqs else []
@@ -553,7 +478,7 @@ def _as_utc(moment: datetime | None) -> datetime | None:
 
 
 def check_session(
-    sid: str, rows: Sequence[LogRow], *, now: datetime, stuck_after: timedelta
+    sid: str, rows: Sequence[RawRow], *, now: datetime, stuck_after: timedelta
 ) -> SessionVerdict:
     """Check one session's ``session_log`` rows against the lifecycle.
 
@@ -565,7 +490,8 @@ def check_session(
     sid
         The session identifier.
     rows
-        All its rows, in ``id_session_log`` order.
+        All its rows, in ``id_session_log`` order, as (session_identifier, id,
+        timestamp, event_type, record_status).
     now
         The audit's clock, for ``stuck-waiting``.
     stuck_after
@@ -576,7 +502,7 @@ def check_session(
     SessionVerdict
         The findings and the status the rows agree on (None when they do not).
     """
-    status = rows[0].record_status
+    status = rows[0][4]
     starts = ends = builds = 0
     began = ended = None
     for _, _, stamp, event, row_status in rows:
@@ -608,7 +534,7 @@ def check_session(
     return SessionVerdict([], status)
 
 
-def check_history(sid: str, entries: Sequence[HistoryEntry], status: str | None) -> list[Finding]:
+def check_history(sid: str, entries: Sequence[RawRow], status: str | None) -> list[Finding]:
     """Check one session's ``status_history`` against the lifecycle and its current status.
 
     Parameters
@@ -616,7 +542,8 @@ def check_history(sid: str, entries: Sequence[HistoryEntry], status: str | None)
     sid
         The session identifier.
     entries
-        Its history entries, in ``seq`` order.
+        Its history entries, in ``seq`` order, as (session_identifier, id, seq,
+        from_status, to_status, event).
     status
         The status the session's ``session_log`` rows agree on; None when unknown
         (then ``history-mismatch`` is not judged).
