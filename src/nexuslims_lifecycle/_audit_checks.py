@@ -13,6 +13,7 @@ from nexuslims_lifecycle.legality import allowed_events, next_status, next_statu
 from nexuslims_lifecycle.rules import LIFECYCLE
 
 Severity = Literal["error", "warning"]
+"""How bad a finding is: ``error`` (no legal history explains it) or ``warning``."""
 
 _STATUSES: Final = frozenset(status.value for status in RecordStatus)
 _EVENT_TYPES: Final = frozenset(event.value for event in EventType)

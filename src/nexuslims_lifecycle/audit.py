@@ -43,7 +43,17 @@ from nexuslims_lifecycle.errors import UnusableDatabase
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["CODES", "DEFAULT_STUCK_AFTER", "AuditReport", "Code", "Finding", "audit"]
+__all__ = [
+    "CODES",
+    "DEFAULT_STUCK_AFTER",
+    "AuditReport",
+    "Code",
+    "Finding",
+    "Progress",
+    "Severity",
+    "audit",
+    "count_rows",
+]
 
 DEFAULT_STUCK_AFTER: Final = timedelta(days=7)
 """How long a session may wait for its END before ``stuck-waiting`` reports it."""

@@ -28,9 +28,10 @@ from typing import Final, Literal
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.legality import allowed_events, next_status
 
-__all__ = ["DEFECTS", "LEGACY_ONLY", "FixtureInfo", "build_database"]
+__all__ = ["DEFECTS", "LEGACY_ONLY", "FixtureInfo", "Planter", "Schema", "build_database"]
 
 Schema = Literal["current", "legacy"]
+"""Which NexusLIMS schema to write: ``current`` (CHECK constraints, history) or ``legacy``."""
 
 _S = RecordStatus
 _INSTRUMENTS: Final = (
@@ -204,6 +205,7 @@ def _shaped(
 
 
 Planter = Callable[[_Session], None]
+"""A change to a generated session that plants one defect."""
 
 
 def _set_row(index: int, column: int, value: object) -> Planter:
