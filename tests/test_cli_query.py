@@ -450,10 +450,12 @@ def test_in_memory_demo_ends_with_the_mermaid_diagram() -> None:
     assert result.stdout.endswith(render("mermaid"))
 
 
-def test_sqlite_demo_shows_the_mermaid_diagram(tmp_path: Path) -> None:
+def test_sqlite_demo_shows_the_diagram_then_ends_with_a_clean_audit(tmp_path: Path) -> None:
     result = run("demo", "--db", str(tmp_path / "demo.db"), "--builders", "2")
     assert result.exit_code == 0
     assert render("mermaid") in result.stdout
+    assert result.stdout.index(render("mermaid")) < result.stdout.index("Audit of the demo")
+    assert result.stdout.rstrip().endswith("rows in 20 sessions, no findings")
 
 
 # --- generated docs ------------------------------------------------------------------

@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 
 from nexuslims_lifecycle import __version__
+from nexuslims_lifecycle._cli_audit import audit_command
 
 if TYPE_CHECKING:
     from nexuslims_lifecycle.store import SessionLogStore
@@ -50,12 +51,16 @@ def demo(in_memory: bool, db: str, builders: int) -> None:
     _demo_store.run(Console(), Path(db), builders=builders, epilogue=_demo_epilogue)
 
 
-def _demo_epilogue(_store: SessionLogStore, console: Console) -> None:
-    """End the demo with the lifecycle the sessions followed."""
+def _demo_epilogue(store: SessionLogStore, console: Console) -> None:
+    """End the demo with the lifecycle the sessions followed, then an audit of the file."""
+    from nexuslims_lifecycle._cli_audit import show_report  # noqa: PLC0415 - start-up
+    from nexuslims_lifecycle.audit import audit  # noqa: PLC0415 - keep start-up fast
     from nexuslims_lifecycle.diagrams import render  # noqa: PLC0415 - keep start-up fast
 
     console.rule("The lifecycle they followed (nexuslims-lifecycle diagram)")
     console.print(render("mermaid"), markup=False, highlight=False, soft_wrap=True, end="")
+    console.rule("Audit of the demo database (nexuslims-lifecycle audit)")
+    show_report(audit(store.url.render_as_string(hide_password=False)), console)
 
 
 def _add_store_commands() -> None:
@@ -66,6 +71,6 @@ def _add_store_commands() -> None:
         main.add_command(command)
 
 
-for _command in (diagram, can, explain, replay):
+for _command in (diagram, can, explain, replay, audit_command):
     main.add_command(_command)
 _add_store_commands()

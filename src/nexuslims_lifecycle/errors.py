@@ -26,6 +26,7 @@ __all__ = [
     "UnknownFormat",
     "UnknownSession",
     "UnknownStatus",
+    "UnusableDatabase",
 ]
 
 
@@ -343,3 +344,20 @@ class InvalidArgument(LifecycleError, ValueError):
         self.expected = expected
         msg = f"invalid {name} {value!r}: expected {expected}"
         super().__init__(msg)
+
+
+class UnusableDatabase(StoreError):
+    """A database that cannot be opened or read, or lacks the tables we need.
+
+    Parameters
+    ----------
+    url
+        The database, as it was given (a path, or a URL with any password hidden).
+    reason
+        What is wrong with it.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.reason = reason
+        msg = f"cannot use database {url!r}: {reason}"
+        super().__init__(msg, url=url)

@@ -1,0 +1,432 @@
+"""Audit a NexusLIMS ``session_log`` database against the lifecycle.
+
+The audit reads, never writes: an SQLite file is opened read-only, a PostgreSQL
+connection runs read-only transactions. Rows are streamed in session order, so
+memory stays flat however large the table grows; each session is checked by the
+rules in :data:`CODES`, and our own ``status_history`` (when present) is replayed
+through the lifecycle.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from nexuslims_lifecycle.fixtures import build_database
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "nexuslims.db"
+>>> planted = build_database(path, sessions=50, defects={"duplicate-end": 1}, seed=1)
+>>> report = audit(path)
+>>> [(finding.code, finding.session_identifier in planted.sessions["duplicate-end"])
+...  for finding in report.findings]
+[('duplicate-end', True)]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from nexuslims_lifecycle._audit_checks import (
+    CODES,
+    Code,
+    Finding,
+    RawRow,
+    Severity,
+    check_history,
+    check_session,
+)
+from nexuslims_lifecycle.errors import UnusableDatabase
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+__all__ = [
+    "CODES",
+    "DEFAULT_STUCK_AFTER",
+    "AuditReport",
+    "Code",
+    "Finding",
+    "Progress",
+    "Severity",
+    "audit",
+    "count_rows",
+]
+
+DEFAULT_STUCK_AFTER: Final = timedelta(days=7)
+"""How long a session may wait for its END before ``stuck-waiting`` reports it."""
+
+_REQUIRED: Final = (
+    "id_session_log",
+    "session_identifier",
+    "timestamp",
+    "event_type",
+    "record_status",
+)
+_HISTORY_COLUMNS: Final = ("id", "session_identifier", "seq", "from_status", "to_status", "event")
+_RANK: Final[dict[str, int]] = {"warning": 1, "error": 2}
+_BATCH: Final = 20_000
+
+Progress = Callable[[int], object]
+"""Told how many more ``session_log`` rows have been read."""
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What an audit found, and how much it read.
+
+    Parameters
+    ----------
+    findings
+        Every finding, in session order.
+    rows
+        ``session_log`` rows read.
+    sessions
+        Distinct sessions seen.
+    history_entries
+        ``status_history`` entries read (0 when the table does not exist).
+    """
+
+    findings: tuple[Finding, ...]
+    rows: int
+    sessions: int
+    history_entries: int
+    counts: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Count the findings by code."""
+        object.__setattr__(self, "counts", dict(Counter(f.code for f in self.findings)))
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing at all was found."""
+        return not self.findings
+
+    def reaches(self, threshold: Severity) -> bool:
+        """Return whether any finding is at least as severe as ``threshold``.
+
+        Parameters
+        ----------
+        threshold
+            ``"error"`` or ``"warning"``.
+
+        Returns
+        -------
+        bool
+            True when a finding reaches it.
+        """
+        return any(_RANK[f.severity] >= _RANK[threshold] for f in self.findings)
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the report in the stable JSON shape (version 1) documented for ``audit --json``.
+
+        Returns
+        -------
+        dict
+            ``{"version", "rows", "sessions", "history_entries", "summary", "findings"}``.
+        """
+        severities = Counter(f.severity for f in self.findings)
+        return {
+            "version": 1,
+            "rows": self.rows,
+            "sessions": self.sessions,
+            "history_entries": self.history_entries,
+            "summary": {
+                "error": severities["error"],
+                "warning": severities["warning"],
+                "by_code": dict(sorted(self.counts.items())),
+            },
+            "findings": [
+                {
+                    "code": f.code,
+                    "severity": f.severity,
+                    "session_identifier": f.session_identifier,
+                    "row_ids": list(f.row_ids),
+                    "message": f.message,
+                }
+                for f in self.findings
+            ],
+        }
+
+
+def audit(
+    url: str | Path,
+    *,
+    stuck_after: timedelta = DEFAULT_STUCK_AFTER,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Check every session of a ``session_log`` database against the lifecycle.
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``) or a path
+        to an SQLite file.
+    stuck_after
+        How long a session may wait for its END before it is reported.
+    now
+        The audit's clock (timezone-aware); the current time by default.
+    progress
+        Called with the number of rows read since the last call, as the audit goes.
+
+    Returns
+    -------
+    AuditReport
+        The findings; :attr:`AuditReport.clean` when there are none.
+
+    Raises
+    ------
+    UnusableDatabase
+        When the database cannot be opened or read, or has no usable ``session_log``.
+    """
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    now = datetime.now(UTC) if now is None else now
+    engine = _read_only_engine(url)
+    try:
+        with engine.connect() as conn:
+            history = _check_tables(conn, _shown(url))
+            if progress is not None:
+                progress(0)
+            return _run(conn, history, now=now, stuck_after=stuck_after, progress=progress)
+    except (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as error:
+        raise UnusableDatabase(_shown(url), _first_line(error)) from error
+    finally:
+        engine.dispose()
+
+
+def count_rows(url: str | Path) -> int:
+    """Return how many rows ``session_log`` holds, for a progress bar's total.
+
+    Parameters
+    ----------
+    url
+        As for :func:`audit`.
+
+    Returns
+    -------
+    int
+        The row count.
+
+    Raises
+    ------
+    UnusableDatabase
+        As for :func:`audit`.
+    """
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    engine = _read_only_engine(url)
+    try:
+        with engine.connect() as conn:
+            _check_tables(conn, _shown(url))
+            query = sa.select(sa.func.count()).select_from(sa.table("session_log"))
+            return int(conn.execute(query).scalar_one())
+    except sa.exc.SQLAlchemyError as error:
+        raise UnusableDatabase(_shown(url), _first_line(error)) from error
+    finally:
+        engine.dispose()
+
+
+def _shown(url: object) -> str:
+    """Return ``url`` as it may be printed: any password is masked."""
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    text = str(url)
+    if "://" not in text:
+        return text
+    try:
+        return sa.make_url(text).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return text
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _read_only_engine(url: str | Path) -> sa.Engine:
+    """Return an engine that cannot write: SQLite opened with mode=ro, PostgreSQL read-only."""
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    text = str(url)
+    if "://" not in text:
+        return _sqlite_read_only(Path(text), text)
+    try:
+        parsed = sa.make_url(text)
+    except sa.exc.ArgumentError as error:
+        raise UnusableDatabase(text, f"not a database URL or path ({error})") from error
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise UnusableDatabase(text, "an in-memory SQLite database has nothing to audit")
+        return _sqlite_read_only(Path(parsed.database), text)
+    options = "-c default_transaction_read_only=on"
+    try:
+        return sa.create_engine(parsed, connect_args={"options": options, "connect_timeout": 10})
+    except (sa.exc.ArgumentError, ImportError) as error:
+        raise UnusableDatabase(_shown(text), str(error)) from error
+
+
+def _sqlite_read_only(path: Path, shown: str) -> sa.Engine:
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    if not path.is_file():
+        raise UnusableDatabase(shown, f"no such file: {path}")
+    uri = f"file:{path.resolve().as_posix()}?mode=ro"
+    return sa.create_engine("sqlite+pysqlite://", creator=lambda: _connect_ro(uri))
+
+
+def _connect_ro(uri: str) -> Any:
+    import sqlite3  # noqa: PLC0415 - only for SQLite
+
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+def _check_tables(conn: sa.Connection, shown: str) -> bool:
+    """Raise unless ``session_log`` has the columns the audit reads; say if history exists."""
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    if "session_log" not in tables:
+        msg = "no session_log table: is this a NexusLIMS database?"
+        raise UnusableDatabase(shown, msg)
+    columns = {column["name"] for column in inspector.get_columns("session_log")}
+    missing = [name for name in _REQUIRED if name not in columns]
+    if missing:
+        msg = f"session_log lacks column(s) {', '.join(missing)}"
+        raise UnusableDatabase(shown, msg)
+    if "status_history" not in tables:
+        return False
+    columns = {column["name"] for column in inspector.get_columns("status_history")}
+    missing = [name for name in _HISTORY_COLUMNS if name not in columns]
+    if missing:
+        msg = f"status_history lacks column(s) {', '.join(missing)}"
+        raise UnusableDatabase(shown, msg)
+    return True
+
+
+def _ordered(conn: sa.Connection, column: sa.ColumnClause[Any]) -> sa.ColumnElement[Any]:
+    """Order by ``column`` byte-wise on every backend, as Python compares strings."""
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    if conn.dialect.name == "postgresql":
+        return sa.collate(column, "C")
+    return column
+
+
+def _stream_log(
+    conn: sa.Connection, progress: Progress | None
+) -> Iterator[tuple[str, list[RawRow]]]:
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    sid: sa.ColumnClause[Any] = sa.column("session_identifier")
+    query = (
+        sa.select(
+            sid,
+            sa.column("id_session_log").label("id"),
+            sa.column("timestamp"),
+            sa.column("event_type"),
+            sa.column("record_status"),
+        )
+        .select_from(sa.table("session_log"))
+        .order_by(_ordered(conn, sid), sa.column("id_session_log"))
+    )
+    rows = _rows(conn, query, "nexuslims_audit_log")
+    counted = _counting(rows, progress) if progress is not None else rows
+    for key, group in itertools.groupby(counted, key=itemgetter(0)):
+        yield key, list(group)
+
+
+def _rows(conn: sa.Connection, query: sa.Select[Any], name: str) -> Iterator[RawRow]:
+    """Stream the rows of ``query`` as plain tuples, in batches.
+
+    The driver's own cursor is used (SQLAlchemy rows cost a quarter more here); on
+    PostgreSQL it is a named, server-side cursor, so the table never sits in memory.
+    """
+    sql = str(query.compile(dialect=conn.dialect))
+    raw = conn.connection.driver_connection
+    server_side = conn.dialect.name == "postgresql"
+    cursor = raw.cursor(name=name) if server_side else raw.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(_BATCH):
+            yield from batch
+    finally:
+        cursor.close()
+
+
+def _counting(rows: Iterator[RawRow], progress: Progress) -> Iterator[RawRow]:
+    pending = 0
+    for row in rows:
+        pending += 1
+        if pending == _BATCH:
+            progress(pending)
+            pending = 0
+        yield row
+    progress(pending)
+
+
+def _stream_history(conn: sa.Connection) -> Iterator[tuple[str, list[RawRow]]]:
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+
+    sid: sa.ColumnClause[Any] = sa.column("session_identifier")
+    names = ("id", "seq", "from_status", "to_status", "event")
+    query = (
+        sa.select(sid, *(sa.column(name) for name in names))
+        .select_from(sa.table("status_history"))
+        .order_by(_ordered(conn, sid), sa.column("seq"))
+    )
+    entries = _rows(conn, query, "nexuslims_audit_history")
+    for key, group in itertools.groupby(entries, key=itemgetter(0)):
+        yield key, list(group)
+
+
+def _run(
+    conn: sa.Connection,
+    has_history: bool,
+    *,
+    now: datetime,
+    stuck_after: timedelta,
+    progress: Progress | None,
+) -> AuditReport:
+    findings: list[Finding] = []
+    rows = sessions = entries = 0
+    history = _stream_history(conn) if has_history else iter(())
+    pending = next(history, None)
+    for sid, group in _stream_log(conn, progress):
+        rows += len(group)
+        sessions += 1
+        verdict = check_session(sid, group, now=now, stuck_after=stuck_after)
+        findings += verdict.findings
+        # Both streams are in byte order of session_identifier: merge them.
+        while pending is not None and pending[0] < sid:
+            entries += len(pending[1])
+            findings += _orphan(*pending)
+            pending = next(history, None)
+        if pending is not None and pending[0] == sid:
+            entries += len(pending[1])
+            findings += check_history(sid, pending[1], verdict.status)
+            pending = next(history, None)
+    while pending is not None:
+        entries += len(pending[1])
+        findings += _orphan(*pending)
+        pending = next(history, None)
+    return AuditReport(tuple(findings), rows, sessions, entries)
+
+
+def _orphan(sid: str, entries: list[RawRow]) -> list[Finding]:
+    """History of a session with no session_log rows: its status is gone."""
+    return [
+        *check_history(sid, entries, None),
+        Finding(
+            "history-mismatch",
+            CODES["history-mismatch"].severity,
+            sid,
+            tuple(entry[1] for entry in entries[-1:]),
+            "status_history has entries but session_log has no rows for this session",
+        ),
+    ]
