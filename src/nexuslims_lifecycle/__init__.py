@@ -11,6 +11,7 @@ from importlib.metadata import version
 from nexuslims_lifecycle.enums import EventType, ExternalSystem, RecordStatus
 from nexuslims_lifecycle.errors import (
     IllegalTransition,
+    InvalidDefinition,
     LifecycleError,
     MissingEndTime,
     UnknownEvent,
@@ -37,6 +38,7 @@ __all__ = [
     "EventType",
     "ExternalSystem",
     "IllegalTransition",
+    "InvalidDefinition",
     "LifecycleError",
     "MissingEndTime",
     "RecordStatus",
