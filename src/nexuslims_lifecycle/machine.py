@@ -167,7 +167,7 @@ class _Compiled:
 
     __slots__ = ("allowed", "events", "lifecycle", "machine", "moves", "states")
 
-    def __init__(self, machine: Machine, lifecycle: Lifecycle = LIFECYCLE) -> None:
+    def __init__(self, machine: Machine, lifecycle: Lifecycle) -> None:
         self.machine = machine
         self.lifecycle = lifecycle
         self.events = machine.events
@@ -561,6 +561,6 @@ class Session:
         return self._may("retry")
 
 
-_LIFECYCLE_MACHINE: Final = _Compiled(build_machine(LIFECYCLE, model=Session))
+_LIFECYCLE_MACHINE: Final = _Compiled(build_machine(LIFECYCLE, model=Session), LIFECYCLE)
 # Built after the class, so the guards are checked against Session's own methods.
 Session._compiled = _LIFECYCLE_MACHINE

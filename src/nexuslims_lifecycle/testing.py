@@ -59,21 +59,25 @@ _TIMED_EVENTS: Final = frozenset(
 _GUARDS: Final = {
     (source, rule.event): rule.guard for rule in LIFECYCLE.rules for source in rule.sources
 }
+_STATUSES: Final = st.sampled_from(RecordStatus)
+_EVENTS: Final = st.sampled_from(EVENTS)
 # Events that keep a history going come first: Hypothesis favours (and shrinks
 # towards) early choices, and histories that stop at once would rarely retry.
 _ONWARD_FIRST: Final = {
-    status: tuple(
+    status: st.sampled_from(
         sorted(
             legality.allowed_events(status),
             key=lambda event: legality.is_terminal(legality.next_status(status, event)),
         )
     )
     for status in RecordStatus
+    if not legality.is_terminal(status)
 }
 _REFUSED: Final = {
     status: tuple(event for event in EVENTS if event not in legality.allowed_events(status))
     for status in RecordStatus
 }
+_REFUSED_EVENT: Final = {status: st.sampled_from(events) for status, events in _REFUSED.items()}
 _EARLIEST: Final = datetime(2015, 1, 1)  # noqa: DTZ001 - Hypothesis bounds are naive
 _LATEST: Final = datetime(2035, 1, 1)  # noqa: DTZ001 - same
 _INSTANTS: Final = st.datetimes(_EARLIEST, _LATEST, timezones=st.just(UTC))
@@ -82,6 +86,7 @@ _DELAYS: Final = st.none() | st.timedeltas(timedelta(0), 2 * FILE_DELAY)
 _AROUND_THE_DELAY: Final = st.sampled_from([timedelta(0), -timedelta(microseconds=1)]) | (
     st.timedeltas(-timedelta(days=3), timedelta(days=3))
 )
+_NOT_ENDED: Final = datetime(2025, 1, 1, tzinfo=UTC)  # `now` for a call refused before any end
 _GAPS: Final = st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=7))
 _INSTRUMENTS: Final = ("FEI-Titan-TEM-635816", "JEOL-JEM3010-TEM-565989", "FEI-Quanta200-ESEM")
 _USERS: Final = ("ada", "grace", "rosalind", "marie")
@@ -200,7 +205,7 @@ def statuses() -> st.SearchStrategy[RecordStatus]:
     SearchStrategy[RecordStatus]
         Shrinks towards WAITING_FOR_END.
     """
-    return st.sampled_from(RecordStatus)
+    return _STATUSES
 
 
 def events() -> st.SearchStrategy[str]:
@@ -211,7 +216,7 @@ def events() -> st.SearchStrategy[str]:
     SearchStrategy[str]
         Names from :data:`~nexuslims_lifecycle.rules.EVENTS`; shrinks towards ``"end"``.
     """
-    return st.sampled_from(EVENTS)
+    return _EVENTS
 
 
 def illegal_moves() -> st.SearchStrategy[tuple[RecordStatus, str]]:
@@ -235,13 +240,7 @@ def illegal_moves() -> st.SearchStrategy[tuple[RecordStatus, str]]:
     ...     raise AssertionError(f"{move} was not refused")
     >>> test_check_refuses_every_illegal_move()
     """
-    pairs = [
-        (status, event)
-        for status in RecordStatus
-        for event in EVENTS
-        if event not in legality.allowed_events(status)
-    ]
-    return st.sampled_from(pairs)
+    return st.sampled_from([(status, event) for status in _REFUSED for event in _REFUSED[status]])
 
 
 @st.composite
@@ -264,10 +263,9 @@ def _history(draw: st.DrawFn, start: RecordStatus, max_size: int) -> tuple[datet
     ended_at = None if start is RecordStatus.WAITING_FOR_END else began
     status, at, steps = start, began, []
     for _ in range(draw(st.integers(0, max_size))):
-        allowed = _ONWARD_FIRST[status]
-        if not allowed:
+        if status not in _ONWARD_FIRST:
             break
-        event = draw(st.sampled_from(allowed))
+        event = draw(_ONWARD_FIRST[status])
         if _GUARDS[status, event] == _FILE_DELAY_GUARD:
             at, moved = draw(_guarded_time(at, ended_at))
         else:
@@ -301,7 +299,8 @@ def legal_event_sequences(
     Returns
     -------
     SearchStrategy[list[Step]]
-        Shrinks towards shorter histories and earlier events in table order.
+        Shrinks towards shorter histories, and towards events that keep a history
+        going rather than end it.
 
     Raises
     ------
@@ -321,13 +320,13 @@ def _legal_then_any(draw: st.DrawFn, max_size: int) -> list[str]:
     if draw(st.booleans()):
         return moves
     # Refuse from a status drawn first, so every status gets its share of refusals.
-    target = draw(statuses())
+    target = draw(_STATUSES)
     reached = [RecordStatus.WAITING_FOR_END] + [step.dest for step in steps if step.moved]
     cuts = [cut for cut, status in enumerate(reached) if status is target]
     prefix = moves[: draw(st.sampled_from(cuts))] if cuts else _path_to(target)
     if len(prefix) >= max_size:
         return moves
-    refused = draw(st.sampled_from(_REFUSED[target]))
+    refused = draw(_REFUSED_EVENT[target])
     return [*prefix, refused, *draw(st.lists(events(), max_size=max_size - len(prefix) - 1))]
 
 
@@ -584,7 +583,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             return {}, {}
         delay = data.draw(_DELAYS, label="delay")
         off_by = data.draw(_AROUND_THE_DELAY, label="time since the end, minus the delay")
-        now = (self.ended_at or datetime.now(UTC)) + self._delay(delay) + off_by
+        now = (self.ended_at or _NOT_ENDED) + self._delay(delay) + off_by
         arguments = {"now": now, "delay": delay}
         return arguments, arguments
 
@@ -706,7 +705,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             return
         _require(
             status is self.terminal,
-            f"the session left the terminal status {self.terminal.value} for {_shown(status)}; "
+            f"the session left the terminal status {_shown(self.terminal)} for {_shown(status)}; "
             "no event leaves a terminal status",
         )
 
