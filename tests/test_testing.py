@@ -400,7 +400,100 @@ class RefusesRetrySilently(Session):
         return self.may_retry() and super().retry()
 
 
+class BlamesAnotherEvent(Session):
+    """Bug: a refused retry reports itself as a refused complete."""
+
+    __slots__ = ()
+
+    def retry(self) -> bool:
+        try:
+            return super().retry()
+        except IllegalTransition as error:
+            raise IllegalTransition(error.status, "complete", error.allowed) from None
+
+
+class AlwaysMayRetry(Session):
+    """Bug: may_retry() answers yes from anywhere."""
+
+    __slots__ = ()
+
+    def may_retry(self) -> bool:
+        return True
+
+
+class FailsIntoTheWrongStatus(Session):
+    """Bug: a failed build is filed as a missing reservation."""
+
+    __slots__ = ()
+
+    def fail(self) -> bool:
+        if self.status is S.TO_BE_BUILT:
+            return self.find_no_reservation()
+        return super().fail()
+
+
+class IgnoresConsentRefusals(Session):
+    """Bug: deny_consent() does nothing and says so."""
+
+    __slots__ = ()
+
+    def deny_consent(self) -> bool:
+        return False
+
+
+class RemembersTheLastLook(Session):
+    """Bug: a find_no_files() held back by the delay moves the end time."""
+
+    __slots__ = ()
+
+    def find_no_files(self, now: datetime | None = None, delay: timedelta | None = None) -> bool:
+        moved = super().find_no_files(now, delay)
+        if not moved:
+            self.ended_at = now
+        return moved
+
+
+class CompletesWithTheStatus(Session):
+    """Bug: complete() returns the new status instead of True."""
+
+    __slots__ = ()
+
+    def complete(self) -> bool:
+        super().complete()
+        return self.status  # type: ignore[return-value]
+
+
 BROKEN_SESSIONS = [
+    (
+        BlamesAnotherEvent,
+        r"retry\(\) from (\w+) raised IllegalTransition for 'complete' from \1; it must name "
+        r"the status and event of the refused move",
+    ),
+    (
+        AlwaysMayRetry,
+        r"may_retry\(\) returned True from \w+, where the lifecycle forbids 'retry'",
+    ),
+    (
+        FailsIntoTheWrongStatus,
+        r"fail\(\) from TO_BE_BUILT returned True and left the session NO_RESERVATION; the "
+        r"lifecycle leads to ERROR",
+    ),
+    (
+        IgnoresConsentRefusals,
+        r"deny_consent\(\) from TO_BE_BUILT returned False, but the lifecycle allows it "
+        r"without a guard: the move must happen",
+    ),
+    (
+        RemembersTheLastLook,
+        r"find_no_files\(now=.*\) from TO_BE_BUILT was held back by its guard but changed "
+        r"the session from TO_BE_BUILT \(ended at .*\) to TO_BE_BUILT \(ended at .*\); a "
+        r"move that does not happen must change nothing",
+    ),
+    (
+        CompletesWithTheStatus,
+        r"complete\(\) from \w+ returned <RecordStatus.COMPLETED: 'COMPLETED'>, not True or "
+        r"False",
+    ),
     (
         RetriesAfterNoConsent,
         r"session.allowed_events\(\) is \('retry',\) at NO_CONSENT; the lifecycle "
