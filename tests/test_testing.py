@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -613,3 +614,42 @@ def test_the_docs_examples_run_and_pass() -> None:
     machine = namespace["StatusMirrorMachine"]
     assert issubclass(machine, LifecycleStateMachine)
     run_state_machine_as_test(machine, settings=settings(FIXED, max_examples=100))
+
+
+@pytest.mark.parametrize("max_size", [0, 1, 2])
+def test_event_sequences_never_exceed_max_size(max_size: int) -> None:
+    lengths: set[int] = set()
+    collect(event_sequences(max_size=max_size), lambda sequence: lengths.add(len(sequence)))
+    assert lengths == set(range(max_size + 1))
+
+
+WAITS_FOR_A_FLAG = dataclasses.replace(
+    as_lifecycle(),
+    rules=tuple(
+        dataclasses.replace(rule, guard="files_are_in") if rule.guard else rule
+        for rule in as_lifecycle().rules
+    ),
+)
+
+
+class WaitsForAFlag(Session, lifecycle=WAITS_FOR_A_FLAG):
+    """A session whose find_no_files waits on a guard the kit knows nothing about."""
+
+    __slots__ = ()
+
+    def files_are_in(self) -> bool:
+        return self.session_identifier.endswith("1")
+
+
+@pytest.mark.parametrize("identifier", ["session-1", "session-2"])
+def test_the_stateful_test_accepts_either_outcome_of_a_guard_it_cannot_evaluate(
+    identifier: str,
+) -> None:
+    class Check(LifecycleStateMachine):
+        session_class = WaitsForAFlag
+        lifecycle = WAITS_FOR_A_FLAG
+
+        def make_session(self) -> Session:
+            return self.session_class(identifier)
+
+    run_state_machine_as_test(Check, settings=settings(FIXED, max_examples=100))
