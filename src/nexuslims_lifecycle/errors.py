@@ -16,6 +16,7 @@ __all__ = [
     "FileDelayNotElapsed",
     "IllegalTransition",
     "InvalidArgument",
+    "InvalidDefinition",
     "LifecycleError",
     "MissingEndTime",
     "MissingExtra",
@@ -41,6 +42,26 @@ def _suggestion(value: object, valid: Iterable[str]) -> str:
     by_upper = {name.upper(): name for name in valid}
     close = difflib.get_close_matches(value.upper(), list(by_upper), n=1, cutoff=0.6)
     return f"; did you mean {by_upper[close[0]]!r}?" if close else ""
+
+
+class InvalidDefinition(LifecycleError, ValueError):
+    """A lifecycle table that breaks a rule every lifecycle must keep.
+
+    Raised when a machine is built from the table (at import for the library's own
+    lifecycle), never while sessions move: it is a bug in the definition, not in the
+    code that drives sessions.
+
+    Parameters
+    ----------
+    problems
+        One sentence per problem found, each naming the offending status, event or
+        guard and saying what to change.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        msg = f"invalid lifecycle definition: {'; '.join(self.problems)}"
+        super().__init__(msg)
 
 
 class UnknownStatus(LifecycleError, ValueError):

@@ -8,7 +8,10 @@ session costs about what a plain object with the same fields costs.
 A subclass of :class:`Session` that defines hooks (``on_enter_<STATUS>``,
 ``on_exit_<STATUS>``, ``before_<event>``, ``after_<event>``) gets one machine for
 the whole class, built from the same rules with those hooks registered, and shared
-by all of its instances.
+by all of its instances. A subclass may also follow a lifecycle of its own
+(``class Variant(Session, lifecycle=MY_RULES)``); every lifecycle is checked by
+:func:`~nexuslims_lifecycle.rules.validate` when its machine is built, so a broken
+definition raises :class:`~nexuslims_lifecycle.errors.InvalidDefinition` at import.
 
 Hooks run in ``transitions``' order and take no arguments besides ``self``::
 
@@ -47,7 +50,14 @@ from transitions import EventData, Machine, Transition
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import IllegalTransition, MissingEndTime
-from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY, LIFECYCLE, Lifecycle, parse_status
+from nexuslims_lifecycle.rules import (
+    EVENTS,
+    FILE_DELAY,
+    LIFECYCLE,
+    Lifecycle,
+    parse_status,
+    validate,
+)
 
 __all__ = [
     "Listener",
@@ -76,8 +86,10 @@ _guard_args: ContextVar[tuple[datetime | None, timedelta | None]] = ContextVar(
 )
 
 
-def build_machine(lifecycle: Lifecycle = LIFECYCLE, hooks: Iterable[str] = ()) -> Machine:
-    """Build a ``transitions`` machine from a lifecycle table.
+def build_machine(
+    lifecycle: Lifecycle = LIFECYCLE, hooks: Iterable[str] = (), model: type | None = None
+) -> Machine:
+    """Build a ``transitions`` machine from a lifecycle table, once it is checked.
 
     Parameters
     ----------
@@ -85,13 +97,22 @@ def build_machine(lifecycle: Lifecycle = LIFECYCLE, hooks: Iterable[str] = ()) -
         The rules to encode; :data:`~nexuslims_lifecycle.rules.LIFECYCLE` by default.
     hooks
         Names of model methods to register (``on_enter_ERROR``, ``before_retry``...).
+    model
+        The class the machine will drive, whose methods the guards name;
+        :class:`Session` by default.
 
     Returns
     -------
     transitions.Machine
         A machine with no model, no ``to_<STATUS>`` shortcuts, and ``_status`` as the
         model's state attribute.
+
+    Raises
+    ------
+    InvalidDefinition
+        When ``lifecycle`` breaks a rule of :func:`~nexuslims_lifecycle.rules.validate`.
     """
+    validate(lifecycle, model=Session if model is None else model)
     machine = Machine(
         model=None,
         states=list(RecordStatus),
@@ -144,10 +165,11 @@ def _hook_names(cls: type) -> list[str]:
 class _Compiled:
     """A machine plus the lookups a trigger needs, computed once per machine."""
 
-    __slots__ = ("events", "machine", "moves", "states")
+    __slots__ = ("allowed", "events", "lifecycle", "machine", "moves", "states")
 
-    def __init__(self, machine: Machine) -> None:
+    def __init__(self, machine: Machine, lifecycle: Lifecycle) -> None:
         self.machine = machine
+        self.lifecycle = lifecycle
         self.events = machine.events
         self.states = {status: machine.get_state(status.name) for status in RecordStatus}
         self.moves: dict[tuple[RecordStatus, str], Transition] = {}
@@ -155,9 +177,10 @@ class _Compiled:
             for source, transitions in event.transitions.items():
                 (transition,) = transitions
                 self.moves[RecordStatus[source], name] = transition
-
-
-_LIFECYCLE_MACHINE: Final = _Compiled(build_machine())
+        self.allowed = {
+            status: tuple(name for (source, name) in self.moves if source is status)
+            for status in RecordStatus
+        }
 
 
 def lifecycle_machine() -> Machine:
@@ -241,7 +264,7 @@ class Session:
     file_delay: ClassVar[timedelta] = FILE_DELAY
     """How long after ``ended_at`` :meth:`find_no_files` may move; override per class."""
 
-    _compiled: ClassVar[_Compiled] = _LIFECYCLE_MACHINE
+    _compiled: ClassVar[_Compiled]
 
     def __init__(
         self,
@@ -258,12 +281,27 @@ class Session:
         self.user = user
         self.ended_at = None if ended_at is None else _aware(ended_at, "ended_at")
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Give a subclass that defines hooks one machine of its own, shared by its instances."""
+    def __init_subclass__(cls, lifecycle: Lifecycle | None = None, **kwargs: Any) -> None:
+        """Give a subclass with hooks or its own lifecycle one machine, shared by its instances.
+
+        Parameters
+        ----------
+        lifecycle
+            The rules this class's sessions follow (``class S(Session, lifecycle=...)``);
+            the parent's by default. Checked by :func:`~nexuslims_lifecycle.rules.validate`.
+        **kwargs
+            Passed on to ``object.__init_subclass__``.
+
+        Raises
+        ------
+        InvalidDefinition
+            When ``lifecycle`` is not a valid definition; the class is not created.
+        """
         super().__init_subclass__(**kwargs)
         hooks = _hook_names(cls)
-        if hooks:
-            cls._compiled = _Compiled(build_machine(LIFECYCLE, hooks))
+        if hooks or lifecycle is not None:
+            rules = cls._compiled.lifecycle if lifecycle is None else lifecycle
+            cls._compiled = _Compiled(build_machine(rules, hooks, model=cls), rules)
 
     def __repr__(self) -> str:
         """Return ``Session('<id>', status=<STATUS>)``."""
@@ -276,9 +314,7 @@ class Session:
 
     def allowed_events(self) -> tuple[str, ...]:
         """Return the events the lifecycle allows from the current status (guards aside)."""
-        from nexuslims_lifecycle.legality import allowed_events  # noqa: PLC0415 - cycle
-
-        return allowed_events(self._status)
+        return self._compiled.allowed[self._status]
 
     def file_delay_elapsed(self) -> bool:
         """Return whether the file delay has passed since the session ended.
@@ -303,8 +339,7 @@ class Session:
         compiled = self._compiled
         transition = compiled.moves.get((self._status, event))
         if transition is None:
-            allowed = [name for (source, name) in compiled.moves if source is self._status]
-            raise IllegalTransition(self._status.value, event, allowed)
+            raise IllegalTransition(self._status.value, event, compiled.allowed[self._status])
         state = compiled.states[self._status]
         data = EventData(state, compiled.events[event], compiled.machine, self, (), {})
         data.transition = transition
@@ -525,3 +560,8 @@ class Session:
     def may_retry(self) -> bool:
         """Return whether :meth:`retry` would move the session now."""
         return self._may("retry")
+
+
+_LIFECYCLE_MACHINE: Final = _Compiled(build_machine(LIFECYCLE, model=Session), LIFECYCLE)
+# Built after the class, so the guards are checked against Session's own methods.
+Session._compiled = _LIFECYCLE_MACHINE

@@ -1,7 +1,7 @@
 """The lifecycle of a NexusLIMS session, as data.
 
 This table is the one place a move is defined. The machine, the legality queries,
-the diagrams, the store and the audit are all built from :data:`LIFECYCLE`.
+the diagrams, the store and the audit are all built from :data:`~nexuslims_lifecycle.rules.LIFECYCLE`.
 
 Examples
 --------
@@ -14,12 +14,13 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Literal
 
 from nexuslims_lifecycle.enums import RecordStatus
-from nexuslims_lifecycle.errors import UnknownEvent, UnknownStatus
+from nexuslims_lifecycle.errors import InvalidDefinition, UnknownEvent, UnknownStatus
 
 __all__ = [
     "EVENTS",
@@ -30,6 +31,7 @@ __all__ = [
     "Rule",
     "parse_event",
     "parse_status",
+    "validate",
 ]
 
 EventName = Literal[
@@ -213,7 +215,7 @@ def parse_event(value: object) -> str:
     Raises
     ------
     UnknownEvent
-        When ``value`` names no event of :data:`LIFECYCLE`.
+        When ``value`` names no event of :data:`~nexuslims_lifecycle.rules.LIFECYCLE`.
 
     Examples
     --------
@@ -223,3 +225,154 @@ def parse_event(value: object) -> str:
     if isinstance(value, str) and value in _EVENT_SET:
         return value
     raise UnknownEvent(value, EVENTS)
+
+
+def validate(lifecycle: Lifecycle, model: type | None = None) -> None:
+    """Raise unless ``lifecycle`` is a definition a session can live by.
+
+    Every lifecycle must keep these rules; each broken one is reported:
+
+    - each (status, event) has at most one move;
+    - every :class:`~nexuslims_lifecycle.enums.RecordStatus` member is mentioned by some rule;
+    - every status is reachable from the initial status;
+    - a terminal status has no way out;
+    - from every non-terminal status some terminal status can be reached. A
+      *resting* status (ERROR, BUILT_NOT_EXPORTED, NO_FILES_FOUND, NO_RESERVATION),
+      where a session may wait until an operator acts, passes because ``retry``
+      leads back to TO_BE_BUILT; a status with no way out that is not declared
+      terminal, or a loop with no exit, does not;
+    - every guard names a method of ``model`` (checked only when ``model`` is given).
+
+    Parameters
+    ----------
+    lifecycle
+        The definition to check.
+    model
+        The class whose methods the guards name (e.g. :class:`~nexuslims_lifecycle.machine.Session`).
+
+    Raises
+    ------
+    InvalidDefinition
+        Listing every problem found, in the order above.
+
+    Examples
+    --------
+    >>> validate(LIFECYCLE)
+    >>> broken = Lifecycle(LIFECYCLE.rules, LIFECYCLE.initial, frozenset({_S.COMPLETED}))
+    >>> validate(broken)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nexuslims_lifecycle.errors.InvalidDefinition: ...: NO_CONSENT is not terminal but no ...
+    """
+    problems = [
+        *_duplicate_moves(lifecycle),
+        *_unmentioned(lifecycle),
+        *_unreachable(lifecycle),
+        *_terminal_exits(lifecycle),
+        *_unfinishable(lifecycle),
+        *_unresolved_guards(lifecycle, model),
+    ]
+    if problems:
+        raise InvalidDefinition(problems)
+
+
+def _moves(lifecycle: Lifecycle) -> Iterator[tuple[RecordStatus, str, RecordStatus]]:
+    """Yield every (source, event, destination) of the table, in table order."""
+    for rule in lifecycle.rules:
+        for source in rule.sources:
+            yield source, rule.event, rule.dest
+
+
+def _mentioned(lifecycle: Lifecycle) -> set[RecordStatus]:
+    """Return the statuses some rule moves from or to."""
+    return {status for source, _, dest in _moves(lifecycle) for status in (source, dest)}
+
+
+def _closure(
+    start: set[RecordStatus], edges: list[tuple[RecordStatus, RecordStatus]]
+) -> set[RecordStatus]:
+    """Return every status reachable from ``start`` along ``edges`` (start included)."""
+    seen = set(start)
+    frontier = list(start)
+    while frontier:
+        here = frontier.pop()
+        for source, dest in edges:
+            if source is here and dest not in seen:
+                seen.add(dest)
+                frontier.append(dest)
+    return seen
+
+
+def _duplicate_moves(lifecycle: Lifecycle) -> Iterator[str]:
+    """Report each (status, event) that has more than one move."""
+    dests: dict[tuple[RecordStatus, str], list[str]] = {}
+    for source, event, dest in _moves(lifecycle):
+        dests.setdefault((source, event), []).append(dest.value)
+    for (source, event), found in dests.items():
+        if len(found) > 1:
+            yield (
+                f"{source.value} has {len(found)} moves for {event!r} (to {', '.join(found)}): "
+                "keep one rule per status and event"
+            )
+
+
+def _unmentioned(lifecycle: Lifecycle) -> Iterator[str]:
+    """Report each RecordStatus member that no rule moves from or to."""
+    mentioned = _mentioned(lifecycle)
+    for status in RecordStatus:
+        if status not in mentioned:
+            yield (
+                f"no rule mentions {status.value}: every RecordStatus member needs a rule "
+                "that leads to it"
+            )
+
+
+def _unreachable(lifecycle: Lifecycle) -> Iterator[str]:
+    """Report each mentioned status that no sequence of moves reaches from the initial one."""
+    edges = [(source, dest) for source, _, dest in _moves(lifecycle)]
+    reached = _closure({lifecycle.initial}, edges)
+    mentioned = _mentioned(lifecycle)
+    for status in RecordStatus:
+        if status in mentioned and status not in reached:
+            yield (
+                f"{status.value} is unreachable from the initial status "
+                f"{lifecycle.initial.value}: add a move that leads to it"
+            )
+
+
+def _terminal_exits(lifecycle: Lifecycle) -> Iterator[str]:
+    """Report each move out of a terminal status."""
+    for source, event, dest in _moves(lifecycle):
+        if source in lifecycle.terminal:
+            yield (
+                f"{source.value} is terminal but {event!r} leads out of it (to {dest.value}): "
+                f"drop that move, or do not declare {source.value} terminal"
+            )
+
+
+def _unfinishable(lifecycle: Lifecycle) -> Iterator[str]:
+    """Report each non-terminal status from which no terminal status can be reached."""
+    backwards = [(dest, source) for source, _, dest in _moves(lifecycle)]
+    finishing = _closure(set(lifecycle.terminal), backwards)
+    names = ", ".join(sorted(status.value for status in lifecycle.terminal)) or "none declared"
+    mentioned = _mentioned(lifecycle)
+    for status in RecordStatus:
+        if status in mentioned and status not in finishing:
+            yield (
+                f"{status.value} is not terminal but no terminal status ({names}) can be "
+                "reached from it: a session there could never finish; add a move out of it, "
+                "or declare it terminal"
+            )
+
+
+def _unresolved_guards(lifecycle: Lifecycle, model: type | None) -> Iterator[str]:
+    """Report each guard that names no method of ``model``."""
+    if model is None:
+        return
+    for rule in lifecycle.rules:
+        if rule.guard is not None and not callable(getattr(model, rule.guard, None)):
+            yield (
+                f"the guard {rule.guard!r} of {rule.event!r} does not resolve: "
+                f"{model.__name__} has no method {rule.guard!r}; name a method that "
+                "returns whether the move may happen"
+            )

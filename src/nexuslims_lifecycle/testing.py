@@ -1,0 +1,738 @@
+"""Hypothesis strategies and a ready stateful test for code that follows the lifecycle.
+
+Strategies draw statuses, events, legal and illegal histories, and the
+``session_log`` rows NexusLIMS would hold for a legal history. Subclass
+:class:`LifecycleStateMachine` to check your own code (a :class:`~nexuslims_lifecycle.machine.Session`
+subclass with hooks, a store, a listener) against the lifecycle: it drives a
+session through random legal and illegal events and checks, after every step,
+that the session still behaves as the lifecycle says.
+
+This module needs Hypothesis (the ``test`` extra).
+
+Examples
+--------
+>>> from hypothesis import given
+>>> from nexuslims_lifecycle import replay
+>>> from nexuslims_lifecycle.testing import legal_event_sequences
+>>> @given(legal_event_sequences())
+... def test_replay_ends_where_the_history_does(steps):
+...     moves = [step.event for step in steps if step.moved]
+...     assert replay(moves) is (steps[-1].dest if steps else RecordStatus.WAITING_FOR_END)
+>>> test_replay_ends_where_the_history_does()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, ClassVar, Final, NamedTuple, TypedDict
+
+from hypothesis import errors as hypothesis_errors
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from nexuslims_lifecycle import legality
+from nexuslims_lifecycle.enums import EventType, RecordStatus
+from nexuslims_lifecycle.errors import IllegalTransition, LifecycleError
+from nexuslims_lifecycle.machine import Session
+from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY, LIFECYCLE, Lifecycle, Rule, parse_status
+
+__all__ = [
+    "InvalidStrategyArgument",
+    "LifecycleStateMachine",
+    "SessionLogRow",
+    "Step",
+    "event_sequences",
+    "events",
+    "illegal_moves",
+    "legal_event_sequences",
+    "session_logs",
+    "statuses",
+]
+
+_FILE_DELAY_GUARD: Final = "file_delay_elapsed"
+"""The guard that compares the time since ``ended_at`` with the file delay."""
+_TIMED_EVENTS: Final = frozenset(
+    rule.event for rule in LIFECYCLE.rules if rule.guard == _FILE_DELAY_GUARD
+)
+_GUARDS: Final = {
+    (source, rule.event): rule.guard for rule in LIFECYCLE.rules for source in rule.sources
+}
+_STATUSES: Final = st.sampled_from(RecordStatus)
+_EVENTS: Final = st.sampled_from(EVENTS)
+# Events that keep a history going come first: Hypothesis favours (and shrinks
+# towards) early choices, and histories that stop at once would rarely retry.
+_ONWARD_FIRST: Final = {
+    status: st.sampled_from(
+        sorted(
+            legality.allowed_events(status),
+            key=lambda event: legality.is_terminal(legality.next_status(status, event)),
+        )
+    )
+    for status in RecordStatus
+    if not legality.is_terminal(status)
+}
+_REFUSED: Final = {
+    status: tuple(event for event in EVENTS if event not in legality.allowed_events(status))
+    for status in RecordStatus
+}
+_REFUSED_EVENT: Final = {status: st.sampled_from(events) for status, events in _REFUSED.items()}
+_EARLIEST: Final = datetime(2015, 1, 1)  # noqa: DTZ001 - Hypothesis bounds are naive
+_LATEST: Final = datetime(2035, 1, 1)  # noqa: DTZ001 - same
+_INSTANTS: Final = st.datetimes(_EARLIEST, _LATEST, timezones=st.just(UTC))
+# The stateful test draws times with one choice each (st.datetimes and st.timedeltas
+# take several), which keeps a step cheap: 2,000 programs of 50 steps add up.
+_SECOND: Final = timedelta(seconds=1)
+_END_TIMES: Final = st.integers(0, 20 * 365 * 86_400).map(
+    lambda seconds: datetime(2015, 1, 1, tzinfo=UTC) + seconds * _SECOND
+)
+_DELAYS: Final = st.sampled_from(
+    (None, timedelta(0), timedelta(hours=1), FILE_DELAY, 2 * FILE_DELAY)
+)
+# Exactly at the delay and just before it, then anywhere within three days of it.
+_AROUND_THE_DELAY: Final = st.sampled_from([timedelta(0), -timedelta(microseconds=1)]) | (
+    st.integers(-3 * 86_400_000_000, 3 * 86_400_000_000).map(
+        lambda microseconds: timedelta(microseconds=microseconds)
+    )
+)
+_NOT_ENDED: Final = datetime(2025, 1, 1, tzinfo=UTC)  # `now` for a call refused before any end
+_GAPS: Final = st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=7))
+_INSTRUMENTS: Final = ("FEI-Titan-TEM-635816", "JEOL-JEM3010-TEM-565989", "FEI-Quanta200-ESEM")
+_USERS: Final = ("ada", "grace", "rosalind", "marie")
+_NEMO_USAGE_EVENT: Final = "https://nemo.example.org/api/usage_events/?id={}"
+
+
+class InvalidStrategyArgument(LifecycleError, ValueError, hypothesis_errors.InvalidArgument):
+    """A strategy was asked for something it cannot draw.
+
+    Raised when the strategy is created, not when it is drawn from. Also a
+    Hypothesis ``InvalidArgument``, as Hypothesis's own strategies raise.
+
+    Parameters
+    ----------
+    strategy
+        The strategy's name.
+    name
+        The argument's name.
+    value
+        The value given.
+    expected
+        What would have been accepted.
+    """
+
+    def __init__(self, strategy: str, name: str, value: object, expected: str) -> None:
+        self.strategy = strategy
+        self.name = name
+        self.value = value
+        self.expected = expected
+        msg = f"{strategy}({name}={value!r}) cannot draw anything: {name} must be {expected}"
+        super().__init__(msg)
+
+
+class Step(NamedTuple):
+    """One call of an event in a drawn history.
+
+    Parameters
+    ----------
+    event
+        The event fired.
+    source
+        The status before the call.
+    dest
+        The status after it: ``source`` again when a guard held the move back.
+    moved
+        Whether the move happened (False only for a guarded event whose guard failed).
+    at
+        When the call was made (timezone-aware UTC; strictly later than the step before).
+    ended_at
+        When the session ended, as known after this call (None before ``end``).
+    """
+
+    event: str
+    source: RecordStatus
+    dest: RecordStatus
+    moved: bool
+    at: datetime
+    ended_at: datetime | None
+
+    def fire(self, session: Session) -> bool:
+        """Make this call on ``session``, with the times the history was drawn with.
+
+        Parameters
+        ----------
+        session
+            A session in ``source`` whose ``ended_at`` is this step's ``ended_at``
+            (a session driven from the start of the history is).
+
+        Returns
+        -------
+        bool
+            What the event returned: ``moved``, for a session that follows the lifecycle.
+        """
+        trigger: Callable[..., bool] = getattr(session, self.event)
+        if self.event == "end":
+            return trigger(at=self.at)
+        if self.event in _TIMED_EVENTS:
+            return trigger(now=self.at, delay=FILE_DELAY)
+        return trigger()
+
+
+class SessionLogRow(TypedDict):
+    """One row of a NexusLIMS ``session_log`` table (the database assigns ``id_session_log``)."""
+
+    session_identifier: str
+    instrument: str
+    timestamp: datetime
+    event_type: str
+    record_status: str
+    user: str
+
+
+def _check_size(strategy: str, name: str, value: object, minimum: int) -> int:
+    """Return ``value`` if it is an int of at least ``minimum``, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidStrategyArgument(strategy, name, value, f"an int >= {minimum}")
+    return value
+
+
+def _check_start(value: object) -> RecordStatus:
+    """Return ``value`` as a RecordStatus, else raise naming the valid statuses."""
+    try:
+        return parse_status(value)
+    except LifecycleError:
+        valid = ", ".join(status.value for status in RecordStatus)
+        raise InvalidStrategyArgument(
+            "legal_event_sequences", "start", value, f"a RecordStatus (one of {valid})"
+        ) from None
+
+
+def statuses() -> st.SearchStrategy[RecordStatus]:
+    """Draw any :class:`~nexuslims_lifecycle.enums.RecordStatus` member.
+
+    Returns
+    -------
+    SearchStrategy[RecordStatus]
+        Shrinks towards WAITING_FOR_END.
+    """
+    return _STATUSES
+
+
+def events() -> st.SearchStrategy[str]:
+    """Draw any lifecycle event name, legal from somewhere or not.
+
+    Returns
+    -------
+    SearchStrategy[str]
+        Names from :data:`~nexuslims_lifecycle.rules.EVENTS`; shrinks towards ``"end"``.
+    """
+    return _EVENTS
+
+
+def illegal_moves() -> st.SearchStrategy[tuple[RecordStatus, str]]:
+    """Draw a (status, event) pair that the lifecycle forbids.
+
+    Returns
+    -------
+    SearchStrategy[tuple[RecordStatus, str]]
+        Every pair for which :func:`~nexuslims_lifecycle.legality.check` raises.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> from nexuslims_lifecycle import IllegalTransition, check
+    >>> @given(illegal_moves())
+    ... def test_check_refuses_every_illegal_move(move):
+    ...     try:
+    ...         check(*move)
+    ...     except IllegalTransition:
+    ...         return
+    ...     raise AssertionError(f"{move} was not refused")
+    >>> test_check_refuses_every_illegal_move()
+    """
+    return st.sampled_from([(status, event) for status in _REFUSED for event in _REFUSED[status]])
+
+
+@st.composite
+def _guarded_time(
+    draw: st.DrawFn, previous: datetime, ended_at: datetime | None
+) -> tuple[datetime, bool]:
+    """Draw when a file-delay-guarded call is made, and whether its guard then passes."""
+    deadline = (previous if ended_at is None else ended_at) + FILE_DELAY
+    room = deadline - previous - timedelta(microseconds=1)
+    if room >= timedelta(seconds=1) and not draw(st.booleans()):
+        return previous + draw(st.timedeltas(timedelta(seconds=1), room)), False
+    earliest = max(previous + timedelta(seconds=1), deadline)
+    return earliest + draw(st.timedeltas(timedelta(0), timedelta(days=3))), True
+
+
+@st.composite
+def _history(draw: st.DrawFn, start: RecordStatus, max_size: int) -> tuple[datetime, list[Step]]:
+    """Draw when a history begins and its legal steps from ``start``."""
+    began = draw(_INSTANTS)
+    ended_at = None if start is RecordStatus.WAITING_FOR_END else began
+    status, at, steps = start, began, []
+    for _ in range(draw(st.integers(0, max_size))):
+        if status not in _ONWARD_FIRST:
+            break
+        event = draw(_ONWARD_FIRST[status])
+        if _GUARDS[status, event] == _FILE_DELAY_GUARD:
+            at, moved = draw(_guarded_time(at, ended_at))
+        else:
+            at, moved = at + draw(_GAPS), True
+        if event == "end":
+            ended_at = at
+        dest = legality.next_status(status, event) if moved else status
+        steps.append(Step(event, status, dest, moved, at, ended_at))
+        status = dest
+    return began, steps
+
+
+def legal_event_sequences(
+    start: RecordStatus | str = RecordStatus.WAITING_FOR_END, max_size: int = 10
+) -> st.SearchStrategy[list[Step]]:
+    """Draw legal histories: calls that each succeed from where the last one left off.
+
+    Over enough draws every move of the lifecycle appears, and a guarded event
+    (``find_no_files``) appears both moving and held back by its guard (called
+    before the file delay has passed since the session ended).
+
+    Parameters
+    ----------
+    start
+        The status the history starts from. A session that starts past
+        WAITING_FOR_END is taken to have ended just before the first step (see
+        :attr:`Step.ended_at`).
+    max_size
+        The most steps a history has; it stops early at a terminal status.
+
+    Returns
+    -------
+    SearchStrategy[list[Step]]
+        Shrinks towards shorter histories, and towards events that keep a history
+        going rather than end it.
+
+    Raises
+    ------
+    InvalidStrategyArgument
+        When ``start`` is not a status or ``max_size`` is not an int >= 0.
+    """
+    first = _check_start(start)
+    size = _check_size("legal_event_sequences", "max_size", max_size, 0)
+    return _history(first, size).map(lambda history: history[1])
+
+
+@st.composite
+def _legal_then_any(draw: st.DrawFn, max_size: int) -> list[str]:
+    """Draw the moves of a legal history, or legal moves, a refused event and anything."""
+    _, steps = draw(_history(RecordStatus.WAITING_FOR_END, max_size))
+    moves = [step.event for step in steps if step.moved]
+    if draw(st.booleans()):
+        return moves
+    # Refuse from a status drawn first, so every status gets its share of refusals.
+    target = draw(_STATUSES)
+    reached = [RecordStatus.WAITING_FOR_END] + [step.dest for step in steps if step.moved]
+    cuts = [cut for cut, status in enumerate(reached) if status is target]
+    prefix = moves[: draw(st.sampled_from(cuts))] if cuts else _path_to(target)
+    if len(prefix) >= max_size:
+        return moves
+    refused = draw(_REFUSED_EVENT[target])
+    return [*prefix, refused, *draw(st.lists(events(), max_size=max_size - len(prefix) - 1))]
+
+
+def _path_to(status: RecordStatus) -> list[str]:
+    """Return the shortest legal moves from WAITING_FOR_END to ``status``."""
+    path = legality.shortest_path(RecordStatus.WAITING_FOR_END, status)
+    return [] if path is None else path
+
+
+def event_sequences(max_size: int = 10) -> st.SearchStrategy[list[str]]:
+    """Draw any event sequences from WAITING_FOR_END, legal or not.
+
+    Half are legal; the other half follow the lifecycle for a while (perhaps not
+    at all), then make an illegal move, then go anywhere: refusals happen from
+    every status, not only at the first step.
+
+    Parameters
+    ----------
+    max_size
+        The most events in a sequence.
+
+    Returns
+    -------
+    SearchStrategy[list[str]]
+        Event names, for code that must accept the legal ones and refuse the rest.
+
+    Raises
+    ------
+    InvalidStrategyArgument
+        When ``max_size`` is not an int >= 0.
+    """
+    size = _check_size("event_sequences", "max_size", max_size, 0)
+    return _legal_then_any(size)
+
+
+def _rows_of(
+    identifier: str, instrument: str, user: str, began: datetime, steps: list[Step]
+) -> list[SessionLogRow]:
+    """Return the rows NexusLIMS writes for one history, oldest first."""
+    status = (steps[-1].dest if steps else RecordStatus.WAITING_FOR_END).value
+    logged = [(began, EventType.START)] + [
+        (step.at, EventType.END if step.event == "end" else EventType.RECORD_GENERATION)
+        for step in steps
+        if step.event != "retry"
+    ]
+    return [
+        SessionLogRow(
+            session_identifier=identifier,
+            instrument=instrument,
+            timestamp=at,
+            event_type=kind.value,
+            record_status=status,
+            user=user,
+        )
+        for at, kind in logged
+    ]
+
+
+@st.composite
+def _session_log(draw: st.DrawFn, max_sessions: int, max_steps: int) -> list[SessionLogRow]:
+    """Draw the rows of 1 to ``max_sessions`` legal histories, in timestamp order."""
+    count = draw(st.integers(1, max_sessions))
+    numbers = draw(st.lists(st.integers(1, 10**6), min_size=count, max_size=count, unique=True))
+    rows: list[SessionLogRow] = []
+    for number in numbers:
+        began, steps = draw(_history(RecordStatus.WAITING_FOR_END, max_steps))
+        instrument, user = draw(st.sampled_from(_INSTRUMENTS)), draw(st.sampled_from(_USERS))
+        rows += _rows_of(_NEMO_USAGE_EVENT.format(number), instrument, user, began, steps)
+    return sorted(rows, key=lambda row: row["timestamp"])
+
+
+def session_logs(
+    max_sessions: int = 3, max_steps: int = 10
+) -> st.SearchStrategy[list[SessionLogRow]]:
+    """Draw the ``session_log`` rows NexusLIMS would hold for legal histories.
+
+    Each session has a START row; an END row when it ended; one RECORD_GENERATION
+    row per build attempt (every outcome event, including a ``find_no_files``
+    held back by the file delay; ``retry`` writes no row). Like NexusLIMS, every
+    row of a session carries the session's current status. Timestamps are
+    timezone-aware and strictly increase within a session; rows are sorted by
+    timestamp, as a table filled over time would be.
+
+    Parameters
+    ----------
+    max_sessions
+        The most sessions in the table (at least one).
+    max_steps
+        The most events in each session's history.
+
+    Returns
+    -------
+    SearchStrategy[list[SessionLogRow]]
+        Rows ready to insert, e.g. with SQLAlchemy's ``insert(table)``.
+
+    Raises
+    ------
+    InvalidStrategyArgument
+        When ``max_sessions`` is not an int >= 1 or ``max_steps`` not an int >= 0.
+    """
+    sessions = _check_size("session_logs", "max_sessions", max_sessions, 1)
+    steps = _check_size("session_logs", "max_steps", max_steps, 0)
+    return _session_log(sessions, steps)
+
+
+class _Reference:
+    """What a lifecycle table says, read from its rules (not from a built machine)."""
+
+    __slots__ = ("allowed", "any_event", "legal_event", "moves")
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.moves = {
+            (source, rule.event): rule for rule in lifecycle.rules for source in rule.sources
+        }
+        self.allowed = {
+            status: tuple(event for (source, event) in self.moves if source is status)
+            for status in RecordStatus
+        }
+        # Strategies built once: building one per step costs more than the step.
+        self.any_event = st.sampled_from(tuple(dict.fromkeys((*lifecycle.events, *EVENTS))))
+        self.legal_event = {
+            status: st.sampled_from(events) for status, events in self.allowed.items() if events
+        }
+
+
+@cache
+def _reference(lifecycle: Lifecycle) -> _Reference:
+    """Return the reference for ``lifecycle``, built once per table."""
+    return _Reference(lifecycle)
+
+
+class _Snapshot(NamedTuple):
+    """What an illegal move or a held-back guard must leave as it was."""
+
+    status: object
+    ended_at: object
+
+    def __str__(self) -> str:
+        """Return ``<STATUS> (ended at <time>)``."""
+        return f"{_shown(self.status)} (ended at {self.ended_at})"
+
+
+def _shown(status: object) -> str:
+    """Return a status as messages show it: the member's value, or the repr of anything else."""
+    return status.value if isinstance(status, RecordStatus) else repr(status)
+
+
+def _require(condition: bool, message: str) -> None:
+    """Fail the stateful test with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def _call(event: str, arguments: dict[str, Any]) -> str:
+    """Return ``event(name=value, ...)`` for failure messages."""
+    shown = ", ".join(f"{name}={value!r}" for name, value in arguments.items())
+    return f"{event}({shown})"
+
+
+class LifecycleStateMachine(RuleBasedStateMachine):
+    """A stateful test that drives one session through random events against the lifecycle.
+
+    Each step fires an event, legal or not, with drawn arguments (``end(at=...)``,
+    ``find_no_files(now=..., delay=...)`` on both sides of the file delay), and
+    checks that:
+
+    - an illegal event raises :class:`~nexuslims_lifecycle.errors.IllegalTransition`
+      naming the status and the event, and changes nothing (status, ``ended_at``);
+    - a legal event returns True and reaches the table's destination, or, held back
+      by its guard, returns False and changes nothing;
+    - the file-delay guard lets the move happen exactly when the delay has passed
+      since the session ended;
+    - ``may_<event>()``, asked just before, said what the event then did.
+
+    After every step these invariants hold: the status is a :class:`~nexuslims_lifecycle.enums.RecordStatus`,
+    the one the lifecycle says; a terminal status never changes;
+    ``allowed_events()`` agrees with the lifecycle (and with
+    :mod:`~nexuslims_lifecycle.legality` when checking :data:`~nexuslims_lifecycle.rules.LIFECYCLE`).
+
+    Subclass it to check your own code: set :attr:`session_class` (or override
+    :meth:`make_session`), add ``@invariant()`` or ``@rule()`` methods of your
+    own, and expose ``TestYours = YourMachine.TestCase`` to pytest.
+
+    Attributes
+    ----------
+    session_class
+        The class whose instances are driven; :class:`~nexuslims_lifecycle.machine.Session` by default.
+    lifecycle
+        The table the session is checked against (the expected model);
+        :data:`~nexuslims_lifecycle.rules.LIFECYCLE` by default. Set it to a table
+        of your own to check a session against an independent definition.
+    session
+        The session being driven.
+    expected
+        Where the lifecycle says the session is now.
+    """
+
+    session_class: ClassVar[type[Session]] = Session
+    lifecycle: ClassVar[Lifecycle] = LIFECYCLE
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reference = _reference(self.lifecycle)
+        self.expected: RecordStatus = self.lifecycle.initial
+        self.ended_at: datetime | None = None
+        self.terminal: RecordStatus | None = None
+        self.session = self.make_session()
+
+    def make_session(self) -> Session:
+        """Return the session to drive, in the lifecycle's initial status.
+
+        Returns
+        -------
+        Session
+            A new ``session_class`` instance; override to build yours another way.
+        """
+        return self.session_class(_NEMO_USAGE_EVENT.format(4711))
+
+    @precondition(lambda self: self.expected in self.reference.legal_event)
+    @rule(data=st.data())
+    def fire_legal_event(self, data: st.DataObject) -> None:
+        """Fire an event the lifecycle allows from the current status."""
+        self.fire(data.draw(self.reference.legal_event[self.expected], label="event"), data)
+
+    @rule(data=st.data())
+    def fire_any_event(self, data: st.DataObject) -> None:
+        """Fire any event, legal or not."""
+        self.fire(data.draw(self.reference.any_event, label="event"), data)
+
+    def fire(self, event: str, data: st.DataObject) -> None:
+        """Fire ``event`` with drawn arguments and check what it did against the lifecycle.
+
+        Parameters
+        ----------
+        event
+            The event to fire.
+        data
+            Where to draw the event's arguments from.
+        """
+        calls, asks = self._arguments(event, data)
+        before = self._snapshot()
+        may = getattr(self.session, f"may_{event}")(**asks)
+        move = self.reference.moves.get((self.expected, event))
+        if move is None:
+            self._check_refused(event, calls, before, may)
+        else:
+            self._check_made(move, calls, before, may)
+
+    def _arguments(self, event: str, data: st.DataObject) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Draw the arguments for ``event`` and for ``may_<event>``."""
+        if event == "end":
+            return {"at": data.draw(_END_TIMES, label="at")}, {}
+        if event not in _TIMED_EVENTS:
+            return {}, {}
+        delay = data.draw(_DELAYS, label="delay")
+        off_by = data.draw(_AROUND_THE_DELAY, label="time since the end, minus the delay")
+        now = (self.ended_at or _NOT_ENDED) + self._delay(delay) + off_by
+        arguments = {"now": now, "delay": delay}
+        return arguments, arguments
+
+    def _delay(self, delay: timedelta | None) -> timedelta:
+        """Return the file delay a guarded call uses: the given one or the session's."""
+        default: timedelta = getattr(self.session, "file_delay", FILE_DELAY)
+        return default if delay is None else delay
+
+    def _snapshot(self) -> _Snapshot:
+        """Return the session's state that a refused or held-back event must keep."""
+        return _Snapshot(self.session.status, getattr(self.session, "ended_at", None))
+
+    def _guard_passes(self, move: Rule, calls: dict[str, Any]) -> bool | None:
+        """Return whether the move's guard lets it happen, or None when the kit cannot tell."""
+        if move.guard is None:
+            return True
+        if move.guard == _FILE_DELAY_GUARD and self.ended_at is not None and "now" in calls:
+            elapsed: timedelta = calls["now"] - self.ended_at
+            return elapsed >= self._delay(calls["delay"])
+        return None
+
+    def _check_refused(
+        self, event: str, calls: dict[str, Any], before: _Snapshot, may: object
+    ) -> None:
+        """Check that an illegal event raised, named itself, and changed nothing."""
+        source, call = self.expected.value, _call(event, calls)
+        try:
+            result = getattr(self.session, event)(**calls)
+        except IllegalTransition as error:
+            _require(
+                (error.status, error.event) == (source, event),
+                f"{call} from {source} raised IllegalTransition for {error.event!r} from "
+                f"{error.status}; it must name the status and event of the refused move",
+            )
+        else:
+            status = _shown(self.session.status)
+            raise AssertionError(
+                f"{call} from {source} returned {result!r} and left the session {status}, but "
+                f"the lifecycle forbids {event!r} from {source}: it must raise IllegalTransition"
+            )
+        after = self._snapshot()
+        _require(
+            after == before,
+            f"the refused {call} from {source} changed the session from {before} to {after}; "
+            "an illegal move must change nothing",
+        )
+        _require(
+            may is False,
+            f"may_{event}() returned {may!r} from {source}, where the lifecycle forbids {event!r}",
+        )
+
+    def _check_made(
+        self, move: Rule, calls: dict[str, Any], before: _Snapshot, may: object
+    ) -> None:
+        """Check that a legal event moved where the table says, or was held back by its guard."""
+        source, call = self.expected.value, _call(move.event, calls)
+        result = getattr(self.session, move.event)(**calls)
+        if result is True:
+            status = self.session.status
+            _require(
+                status is move.dest,
+                f"{call} from {source} returned True and left the session {_shown(status)}; "
+                f"the lifecycle leads to {move.dest.value}",
+            )
+        elif result is False:
+            _require(
+                move.guard is not None,
+                f"{call} from {source} returned False, but the lifecycle allows it without a "
+                "guard: the move must happen",
+            )
+            after = self._snapshot()
+            _require(
+                after == before,
+                f"{call} from {source} was held back by its guard but changed the session "
+                f"from {before} to {after}; a move that does not happen must change nothing",
+            )
+        else:
+            raise AssertionError(f"{call} from {source} returned {result!r}, not True or False")
+        passes = self._guard_passes(move, calls)
+        _require(
+            passes is None or result is passes,
+            f"{call} from {source} returned {result}, but with the session ended at "
+            f"{self.ended_at} its guard {move.guard!r} should have let it "
+            f"{'happen' if passes else 'wait'}",
+        )
+        _require(
+            may is result,
+            f"may_{move.event}() said {may!r} from {source}, but {call} then returned {result!r}",
+        )
+        if result:
+            self.expected = move.dest
+            self.ended_at = calls["at"] if move.event == "end" else self.ended_at
+
+    @invariant()
+    def status_is_a_record_status(self) -> None:
+        """Check that the session's status is always a RecordStatus member."""
+        status = self.session.status
+        _require(
+            isinstance(status, RecordStatus),
+            f"session.status is {status!r}, a {type(status).__name__}: it must be a "
+            "RecordStatus member",
+        )
+
+    @invariant()
+    def status_is_where_the_lifecycle_says(self) -> None:
+        """Check that the session is in the status the lifecycle leads to."""
+        status = self.session.status
+        _require(
+            status is self.expected,
+            f"session.status is {_shown(status)}, but the lifecycle says {self.expected.value}",
+        )
+
+    @invariant()
+    def terminal_status_never_changes(self) -> None:
+        """Check that a session in a terminal status stays there."""
+        status = self.session.status
+        if self.terminal is None:
+            self.terminal = status if status in self.lifecycle.terminal else None
+            return
+        _require(
+            status is self.terminal,
+            f"the session left the terminal status {_shown(self.terminal)} for {_shown(status)}; "
+            "no event leaves a terminal status",
+        )
+
+    @invariant()
+    def allowed_events_agree_with_legality(self) -> None:
+        """Check that ``allowed_events()`` lists exactly the events the lifecycle allows."""
+        status = self.session.status
+        expected = self.reference.allowed.get(status, ())
+        listed = tuple(self.session.allowed_events())
+        where = _shown(status)
+        _require(
+            sorted(listed) == sorted(expected),
+            f"session.allowed_events() is {listed} at {where}; the lifecycle allows {expected}",
+        )
+        if self.lifecycle is LIFECYCLE:
+            legal = legality.allowed_events(status)
+            _require(
+                sorted(legal) == sorted(expected),
+                f"legality.allowed_events({where}) is {legal}; the lifecycle allows {expected}",
+            )

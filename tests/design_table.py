@@ -1,0 +1,50 @@
+"""DESIGN.md's lifecycle table, copied by hand as plain strings.
+
+This is the one deliberate second copy of the table: the differential and
+mutation tests need an oracle that does not come from the library's own
+``LIFECYCLE``, or a wrong table would be checked against itself.
+"""
+
+from __future__ import annotations
+
+from nexuslims_lifecycle import RecordStatus
+from nexuslims_lifecycle.rules import Lifecycle, Rule
+
+INITIAL = "WAITING_FOR_END"
+TERMINAL = ("COMPLETED", "NO_CONSENT")
+STATUSES = (
+    "WAITING_FOR_END",
+    "TO_BE_BUILT",
+    "COMPLETED",
+    "BUILT_NOT_EXPORTED",
+    "ERROR",
+    "NO_FILES_FOUND",
+    "NO_CONSENT",
+    "NO_RESERVATION",
+)
+GUARDS = {"find_no_files": "file_delay_elapsed"}
+MOVES = (
+    ("end", "WAITING_FOR_END", "TO_BE_BUILT"),
+    ("complete", "TO_BE_BUILT", "COMPLETED"),
+    ("complete", "BUILT_NOT_EXPORTED", "COMPLETED"),
+    ("fail_export", "TO_BE_BUILT", "BUILT_NOT_EXPORTED"),
+    ("fail", "TO_BE_BUILT", "ERROR"),
+    ("find_no_files", "TO_BE_BUILT", "NO_FILES_FOUND"),
+    ("deny_consent", "TO_BE_BUILT", "NO_CONSENT"),
+    ("find_no_reservation", "TO_BE_BUILT", "NO_RESERVATION"),
+    ("retry", "ERROR", "TO_BE_BUILT"),
+    ("retry", "NO_FILES_FOUND", "TO_BE_BUILT"),
+    ("retry", "NO_RESERVATION", "TO_BE_BUILT"),
+    ("retry", "BUILT_NOT_EXPORTED", "TO_BE_BUILT"),
+)
+
+
+def as_lifecycle(
+    moves: tuple[tuple[str, str, str], ...] = MOVES, terminal: tuple[str, ...] = TERMINAL
+) -> Lifecycle:
+    """Return ``moves`` as a Lifecycle, one rule per move, for sessions and the test kit."""
+    rules = tuple(
+        Rule(event, (RecordStatus(source),), RecordStatus(dest), "", GUARDS.get(event))
+        for event, source, dest in moves
+    )
+    return Lifecycle(rules, RecordStatus(INITIAL), frozenset(map(RecordStatus, terminal)))
