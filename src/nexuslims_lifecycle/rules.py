@@ -1,7 +1,8 @@
 """The lifecycle of a NexusLIMS session, as data.
 
 This table is the one place a move is defined. The machine, the legality queries,
-the diagrams, the store and the audit are all built from :data:`~nexuslims_lifecycle.rules.LIFECYCLE`.
+the diagrams, the store and the audit are all built from
+:data:`~nexuslims_lifecycle.rules.LIFECYCLE`.
 
 Examples
 --------
@@ -248,7 +249,8 @@ def validate(lifecycle: Lifecycle, model: type | None = None) -> None:
     lifecycle
         The definition to check.
     model
-        The class whose methods the guards name (e.g. :class:`~nexuslims_lifecycle.machine.Session`).
+        The class whose methods the guards name (e.g.
+        :class:`~nexuslims_lifecycle.machine.Session`).
 
     Raises
     ------

@@ -2,10 +2,11 @@
 
 Strategies draw statuses, events, legal and illegal histories, and the
 ``session_log`` rows NexusLIMS would hold for a legal history. Subclass
-:class:`LifecycleStateMachine` to check your own code (a :class:`~nexuslims_lifecycle.machine.Session`
-subclass with hooks, a store, a listener) against the lifecycle: it drives a
-session through random legal and illegal events and checks, after every step,
-that the session still behaves as the lifecycle says.
+:class:`LifecycleStateMachine` to check your own code (a
+:class:`~nexuslims_lifecycle.machine.Session` subclass with hooks, a store, a
+listener) against the lifecycle: it drives a session through random legal and
+illegal events and checks, after every step, that the session still behaves as
+the lifecycle says.
 
 This module needs Hypothesis (the ``test`` extra).
 
@@ -511,10 +512,12 @@ class LifecycleStateMachine(RuleBasedStateMachine):
       since the session ended;
     - ``may_<event>()``, asked just before, said what the event then did.
 
-    After every step these invariants hold: the status is a :class:`~nexuslims_lifecycle.enums.RecordStatus`,
+    After every step these invariants hold: the status is a
+    :class:`~nexuslims_lifecycle.enums.RecordStatus`,
     the one the lifecycle says; a terminal status never changes;
     ``allowed_events()`` agrees with the lifecycle (and with
-    :mod:`~nexuslims_lifecycle.legality` when checking :data:`~nexuslims_lifecycle.rules.LIFECYCLE`).
+    :mod:`~nexuslims_lifecycle.legality` when checking
+    :data:`~nexuslims_lifecycle.rules.LIFECYCLE`).
 
     Subclass it to check your own code: set :attr:`session_class` (or override
     :meth:`make_session`), add ``@invariant()`` or ``@rule()`` methods of your
@@ -523,7 +526,8 @@ class LifecycleStateMachine(RuleBasedStateMachine):
     Attributes
     ----------
     session_class
-        The class whose instances are driven; :class:`~nexuslims_lifecycle.machine.Session` by default.
+        The class whose instances are driven;
+        :class:`~nexuslims_lifecycle.machine.Session` by default.
     lifecycle
         The table the session is checked against (the expected model);
         :data:`~nexuslims_lifecycle.rules.LIFECYCLE` by default. Set it to a table
