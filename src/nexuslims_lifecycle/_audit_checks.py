@@ -218,25 +218,7 @@ class SessionVerdict:
 def _full_session_check(
     sid: str, raw: Sequence[RawRow], *, now: datetime, stuck_after: timedelta
 ) -> SessionVerdict:
-    """Check one session's ``session_log`` rows against the lifecycle.
-
-    Parameters
-    ----------
-    sid
-        The session identifier.
-    rows
-        All its rows, in ``id_session_log`` order, as (session_identifier, id,
-        timestamp, event_type, record_status).
-    now
-        The audit's clock, for ``stuck-waiting``.
-    stuck_after
-        How long a session may wait for its END before it is reported.
-
-    Returns
-    -------
-    SessionVerdict
-        The findings and the session's agreed status.
-    """
+    """Name every problem of a session the fast path found unusual (see :func:`check_session`)."""
     rows = [LogRow._make(row) for row in raw]
     findings = _check_values(sid, rows)
     times = {row.id: _parse_time(row.timestamp) for row in rows}

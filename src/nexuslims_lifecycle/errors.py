@@ -64,7 +64,22 @@ class InvalidDefinition(LifecycleError, ValueError):
         super().__init__(msg)
 
 
-class UnknownStatus(LifecycleError, ValueError):
+class _UnknownValue(LifecycleError, ValueError):
+    """A value outside a closed set; subclasses name the set with ``noun``."""
+
+    noun = "value"
+
+    def __init__(self, value: object, valid: Iterable[str]) -> None:
+        self.value = value
+        self.valid = tuple(valid)
+        msg = (
+            f"unknown {self.noun} {value!r}: expected one of "
+            f"{', '.join(self.valid)}{_suggestion(value, self.valid)}"
+        )
+        super().__init__(msg)
+
+
+class UnknownStatus(_UnknownValue):
     """A value that is not a :class:`~nexuslims_lifecycle.enums.RecordStatus`.
 
     Parameters
@@ -75,17 +90,10 @@ class UnknownStatus(LifecycleError, ValueError):
         The exact values that would have been accepted.
     """
 
-    def __init__(self, value: object, valid: Iterable[str]) -> None:
-        self.value = value
-        self.valid = tuple(valid)
-        msg = (
-            f"unknown record status {value!r}: expected one of "
-            f"{', '.join(self.valid)}{_suggestion(value, self.valid)}"
-        )
-        super().__init__(msg)
+    noun = "record status"
 
 
-class UnknownEvent(LifecycleError, ValueError):
+class UnknownEvent(_UnknownValue):
     """A value that names no lifecycle event (trigger).
 
     Parameters
@@ -96,14 +104,7 @@ class UnknownEvent(LifecycleError, ValueError):
         The event names that would have been accepted.
     """
 
-    def __init__(self, value: object, valid: Iterable[str]) -> None:
-        self.value = value
-        self.valid = tuple(valid)
-        msg = (
-            f"unknown lifecycle event {value!r}: expected one of "
-            f"{', '.join(self.valid)}{_suggestion(value, self.valid)}"
-        )
-        super().__init__(msg)
+    noun = "lifecycle event"
 
 
 class IllegalTransition(LifecycleError, ValueError):
@@ -165,7 +166,7 @@ class MissingEndTime(LifecycleError, ValueError):
         super().__init__(msg)
 
 
-class UnknownFormat(LifecycleError, ValueError):
+class UnknownFormat(_UnknownValue):
     """A diagram format that :func:`nexuslims_lifecycle.diagrams.render` does not draw.
 
     Parameters
@@ -176,14 +177,7 @@ class UnknownFormat(LifecycleError, ValueError):
         The formats that would have been accepted.
     """
 
-    def __init__(self, value: object, valid: Iterable[str]) -> None:
-        self.value = value
-        self.valid = tuple(valid)
-        msg = (
-            f"unknown diagram format {value!r}: expected one of "
-            f"{', '.join(self.valid)}{_suggestion(value, self.valid)}"
-        )
-        super().__init__(msg)
+    noun = "diagram format"
 
 
 class MissingExtra(LifecycleError, ImportError):
