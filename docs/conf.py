@@ -84,6 +84,8 @@ nitpick_ignore_regex = [
     ("py:.*", r"pygraphviz(?:\..*)?"),
     # Type variables of generic helpers (retry_on_conflict's T) have no page to link to.
     ("py:class", r"nexuslims_lifecycle\..*\.[A-Z]"),
+    # Private base classes (errors._UnknownValue) are hidden from the reference on purpose.
+    ("py:.*", r"nexuslims_lifecycle\.(?:\w+\.)*_\w+"),
 ]
 
 # -- HTML ----------------------------------------------------------------------

@@ -70,8 +70,11 @@ def test_fail_on_warning(tmp_path: Path) -> None:
     assert run(str(path), "--stuck-after", "5w", "--fail-on", "warning")[0] == 0
 
 
-def test_database_from_the_environment(clean_db: Path) -> None:
+def test_database_from_the_environment(clean_db: Path, broken_db: Path) -> None:
     assert run(env={"NEXUSLIMS_LIFECYCLE_DB": str(clean_db)})[0] == 0
+    assert run(env={"NX_DB_PATH": str(broken_db)})[0] == 1
+    both = {"NEXUSLIMS_LIFECYCLE_DB": str(clean_db), "NX_DB_PATH": str(broken_db)}
+    assert run(env=both)[0] == 0
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,7 @@ def _run_with_progress(db: str, stuck_after: timedelta, console: Console) -> Aud
 
 
 @click.command("audit")
-@click.argument("db", envvar="NEXUSLIMS_LIFECYCLE_DB")
+@click.argument("db", envvar=["NEXUSLIMS_LIFECYCLE_DB", "NX_DB_PATH"])
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON report instead.")
 @click.option(
     "--stuck-after",
