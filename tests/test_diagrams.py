@@ -340,3 +340,10 @@ def test_core_imports_without_pygraphviz() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "stateDiagram-v2\n"
+
+
+def test_lifecycle_page_describes_every_status_as_the_enum_does() -> None:
+    page = (Path(__file__).parents[1] / "docs" / "lifecycle.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    described = {line.split("`")[1]: line.split("|")[2].strip() for line in rows}
+    assert described == {status.value: status.description for status in S}
