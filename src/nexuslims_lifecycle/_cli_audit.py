@@ -21,7 +21,7 @@ from nexuslims_lifecycle.audit import (
     audit,
     count_rows,
 )
-from nexuslims_lifecycle.errors import UnusableDatabase
+from nexuslims_lifecycle.errors import MissingExtra, UnusableDatabase
 
 _UNITS: Final = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 _DURATION: Final = re.compile(r"(\d+)([wdhms])")
@@ -161,6 +161,9 @@ def audit_command(db: str, as_json: bool, stuck_after: timedelta, fail_on: str) 
     except UnusableDatabase as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
+    except MissingExtra as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(1) from None
     if as_json:
         emit_json(report.as_json())
     else:

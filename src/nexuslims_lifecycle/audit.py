@@ -38,7 +38,7 @@ from nexuslims_lifecycle._audit_checks import (
     check_history,
     check_session,
 )
-from nexuslims_lifecycle.errors import UnusableDatabase
+from nexuslims_lifecycle.errors import MissingExtra, UnusableDatabase
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -182,8 +182,7 @@ def audit(
     UnusableDatabase
         When the database cannot be opened or read, or has no usable ``session_log``.
     """
-    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
-
+    sa = _sqlalchemy()
     now = datetime.now(UTC) if now is None else now
     engine = _read_only_engine(url)
     try:
@@ -216,8 +215,7 @@ def count_rows(url: str | Path) -> int:
     UnusableDatabase
         As for :func:`audit`.
     """
-    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
-
+    sa = _sqlalchemy()
     engine = _read_only_engine(url)
     try:
         with engine.connect() as conn:
@@ -228,6 +226,15 @@ def count_rows(url: str | Path) -> int:
         raise UnusableDatabase(_shown(url), _first_line(error)) from error
     finally:
         engine.dispose()
+
+
+def _sqlalchemy() -> Any:
+    """Import SQLAlchemy, or raise MissingExtra naming the ``sql`` extra."""
+    try:
+        import sqlalchemy  # noqa: PLC0415 - the sql extra is optional
+    except ImportError as error:
+        raise MissingExtra("sqlalchemy", "sql", "the audit") from error
+    return sqlalchemy
 
 
 def _shown(url: object) -> str:

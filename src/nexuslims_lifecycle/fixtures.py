@@ -359,13 +359,15 @@ def _create_tables(path: Path, schema: Schema) -> None:
         with sqlite3.connect(path) as conn:
             conn.executescript(_LEGACY_DDL)
         return
-    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
+    # Importing the store first raises MissingExtra (naming the 'sql' extra) without it.
+    from nexuslims_lifecycle.store import _schema  # noqa: PLC0415 - needs the sql extra
 
-    from nexuslims_lifecycle.store._schema import METADATA  # noqa: PLC0415 - needs sqlalchemy
+    tables = _schema.METADATA
+    import sqlalchemy as sa  # noqa: PLC0415 - present once the store imported
 
     engine = sa.create_engine(f"sqlite:///{path}")
     try:
-        METADATA.create_all(engine)
+        tables.create_all(engine)
     finally:
         engine.dispose()
 

@@ -10,11 +10,12 @@ Examples
 
 from __future__ import annotations
 
+from nexuslims_lifecycle.errors import MissingExtra
+
 try:
     import sqlalchemy  # noqa: F401 - fail early with the extra to install
 except ImportError as error:  # pragma: no cover - exercised in a subprocess
-    msg = "nexuslims_lifecycle.store needs the 'sql' extra: pip install 'nexuslims-lifecycle[sql]'"
-    raise ImportError(msg) from error
+    raise MissingExtra("sqlalchemy", "sql", "the session log store") from error
 
 from nexuslims_lifecycle.errors import (
     FileDelayNotElapsed,
