@@ -8,7 +8,8 @@ only if it still holds the status read, and the history entry is written only if
 every row of the session now holds the new status and its sequence number is free;
 a row, a claim or an entry another writer committed in between turns into a
 conflict, not a half-done move. Any error raised here rolls the whole transaction
-back.
+back. The checks of a move (:func:`decide`) and its writes (:func:`write`) are shared
+with the PostgreSQL path of ``advance``, :mod:`._postgres`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,21 @@ from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
 from nexuslims_lifecycle.store import _sql
 from nexuslims_lifecycle.store._types import parse_stored_time, utc_text
 
-__all__ = ["Move", "SessionRows", "advance", "agreed_status", "insert_row", "read_session", "start"]
+__all__ = [
+    "Move",
+    "SessionRows",
+    "advance",
+    "agreed_status",
+    "claim_holder",
+    "conflict",
+    "current",
+    "decide",
+    "insert_row",
+    "read_session",
+    "rows_of",
+    "start",
+    "write",
+]
 
 _END = EventType.END.value
 
@@ -91,7 +106,13 @@ def read_session(
     order every writer uses, so two writers of one session queue instead of deadlocking.
     """
     query = _sql.SELECT_ROWS_LOCKED if lock and _locks(conn) else _sql.SELECT_ROWS
-    rows = _sql.run(conn, query, {"sid": session_identifier}).fetchall()
+    return rows_of(
+        session_identifier, _sql.run(conn, query, {"sid": session_identifier}).fetchall()
+    )
+
+
+def rows_of(session_identifier: str, rows: list[Any]) -> SessionRows:
+    """Return what the rows of :data:`~._sql.SELECT_ROWS` say; raise UnknownSession if none."""
     if not rows:
         raise UnknownSession(session_identifier)
     # Columns: record_status, instrument, user, event_type, timestamp.
@@ -106,7 +127,11 @@ def _locks(conn: sa.Connection) -> bool:
 
 
 def _append_history(
-    conn: sa.Connection, move: Move, source: RecordStatus | None, dest: RecordStatus
+    conn: sa.Connection,
+    move: Move,
+    source: RecordStatus | None,
+    dest: RecordStatus,
+    statement: Any = _sql.INSERT_HISTORY,
 ) -> Any:
     """Append the next history entry; return the cursor, whose one row is its number.
 
@@ -115,7 +140,7 @@ def _append_history(
     """
     return _sql.run(
         conn,
-        _sql.INSERT_HISTORY,
+        statement,
         {
             "sid": move.session_identifier,
             "from_status": None if source is None else source.value,
@@ -169,9 +194,11 @@ def _check_file_delay(rows: SessionRows, move: Move) -> None:
         raise FileDelayNotElapsed(move.session_identifier, ended, ended + FILE_DELAY)
 
 
-def _claim_holder(conn: sa.Connection, move: Move) -> str | None:
-    """Return the worker whose build claim on the session is live or is the actor's."""
-    claim = _sql.run(conn, _sql.SELECT_CLAIM, {"sid": move.session_identifier}).fetchone()
+def claim_holder(claim: Any, move: Move) -> str | None:
+    """Return the worker whose build claim (a ``SELECT_CLAIM`` row or None) binds ``move``.
+
+    That is a live claim, or the actor's own claim even once expired.
+    """
     if claim is None:
         return None
     worker, expires_at = claim
@@ -180,7 +207,7 @@ def _claim_holder(conn: sa.Connection, move: Move) -> str | None:
     return None
 
 
-def _conflict(
+def conflict(
     move: Move, current: RecordStatus | None, holder: str | None = None
 ) -> TransitionConflict:
     """Build the conflict for ``move`` seen against ``current``."""
@@ -193,39 +220,85 @@ def _conflict(
     )
 
 
-def advance(conn: sa.Connection, move: Move) -> RecordStatus:
-    """Make one checked, compare-and-set move; return the new status.
+def decide(move: Move, rows: SessionRows, claim: Any) -> tuple[RecordStatus, str | None]:
+    """Check ``move`` against what was read; return its destination and the claim holder.
 
-    On PostgreSQL the writes go out as one pipeline (one round trip), and their
-    results are checked once it is back; anything amiss raises, and the caller's
-    transaction rolls everything back.
+    Parameters
+    ----------
+    move
+        The requested move.
+    rows
+        The session's rows, read under lock.
+    claim
+        The session's ``SELECT_CLAIM`` row (None if it has none or was not read
+        because the session is not TO_BE_BUILT).
+
+    Raises
+    ------
+    TransitionConflict
+        The session is not in ``move.expected``, or another worker holds its claim.
+    IllegalTransition, FileDelayNotElapsed, MissingEndTime
+        The lifecycle refuses the move now.
+    """
+    if move.expected is not None and rows.status is not move.expected:
+        raise conflict(move, rows.status)
+    dest = legality.next_status(rows.status, move.event)
+    if move.event == "find_no_files":
+        _check_file_delay(rows, move)
+    holder = claim_holder(claim, move) if rows.status is RecordStatus.TO_BE_BUILT else None
+    if holder is not None and holder != move.actor:
+        raise conflict(move, rows.status, holder)
+    return dest, holder
+
+
+def write(
+    conn: sa.Connection,
+    move: Move,
+    rows: SessionRows,
+    dest: RecordStatus,
+    *,
+    holder: str | None,
+    statements: tuple[Any, Any] = (_sql.UPDATE_STATUS, _sql.INSERT_HISTORY),
+) -> tuple[Any, Any]:
+    """Send the writes of a decided move; return the cursors of its update and history entry.
+
+    ``holder`` is the claim holder :func:`decide` returned. ``statements`` are the
+    compare-and-set update and the history insert to use (the PostgreSQL path passes
+    guarded forms that fail instead of touching too little).
+    """
+    update, history = statements
+    sid = move.session_identifier
+    moved = _sql.run(
+        conn, update, {"sid": sid, "old": rows.status.value, "new": dest.value, "count": rows.count}
+    )
+    building = rows.status is RecordStatus.TO_BE_BUILT
+    _write_event_row(conn, move, rows, dest, claimed=holder is not None, outcome=building)
+    entry = _append_history(conn, move, rows.status, dest, history)
+    if building and dest is not RecordStatus.TO_BE_BUILT:
+        _sql.run(conn, _sql.DELETE_CLAIM, {"sid": sid})
+    return moved, entry
+
+
+def advance(conn: sa.Connection, move: Move) -> RecordStatus:
+    """Make one checked, compare-and-set move; return the new status (the SQLite path).
+
+    The caller's transaction (``BEGIN IMMEDIATE``) holds the write lock throughout;
+    the results of the writes are checked afterwards, and anything amiss raises, which
+    rolls everything back. PostgreSQL uses :func:`._postgres.advance` instead.
     """
     sid = move.session_identifier
     try:
-        with _sql.batch(conn):
-            rows = read_session(conn, sid, lock=True)
-            if move.expected is not None and rows.status is not move.expected:
-                raise _conflict(move, rows.status)
-            dest = legality.next_status(rows.status, move.event)
-            if move.event == "find_no_files":
-                _check_file_delay(rows, move)
-            building = rows.status is RecordStatus.TO_BE_BUILT
-            holder = _claim_holder(conn, move) if building else None
-            if holder is not None and holder != move.actor:
-                raise _conflict(move, rows.status, holder)
-            moved = _sql.run(
-                conn, _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
-            )
-            _write_event_row(conn, move, rows, dest, claimed=holder is not None, outcome=building)
-            entry = _append_history(conn, move, rows.status, dest)
-            if building and dest is not RecordStatus.TO_BE_BUILT:
-                _sql.run(conn, _sql.DELETE_CLAIM, {"sid": sid})
+        rows = read_session(conn, sid, lock=True)
+        building = rows.status is RecordStatus.TO_BE_BUILT
+        claim = _sql.run(conn, _sql.SELECT_CLAIM, {"sid": sid}).fetchone() if building else None
+        dest, holder = decide(move, rows, claim)
+        moved, entry = write(conn, move, rows, dest, holder=holder)
     except sa.exc.IntegrityError:  # the entry's sequence number was taken: another writer won
-        raise _conflict(move, None) from None
+        raise conflict(move, None) from None
     if moved.rowcount != rows.count:
-        raise _conflict(move, _current(conn, sid))
+        raise conflict(move, current(conn, sid))
     if entry.fetchone() is None:  # a row another writer committed since our read
-        raise _conflict(move, None)
+        raise conflict(move, None)
     return dest
 
 
@@ -262,7 +335,7 @@ def _write_event_row(
     _sql.run(conn, _sql.INSERT_ROW, info)  # its id is not needed: no round trip for it
 
 
-def _current(conn: sa.Connection, sid: str) -> RecordStatus | None:
+def current(conn: sa.Connection, sid: str) -> RecordStatus | None:
     """Return the session's status now, or None if its rows do not agree on one."""
     try:
         return read_session(conn, sid).status

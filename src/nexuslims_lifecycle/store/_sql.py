@@ -28,6 +28,7 @@ __all__ = [
     "SET_MARKER",
     "UPDATE_STATUS",
     "batch",
+    "rollback",
     "run",
 ]
 
@@ -181,3 +182,21 @@ def batch(conn: sa.Connection) -> Iterator[None]:
             yield
     except dbapi.Error as error:
         raise sa.exc.DBAPIError.instance("(pipeline)", None, error, dbapi.Error) from error
+
+
+def rollback(conn: sa.Connection) -> None:
+    """Roll back the driver's transaction after an error inside a :func:`batch`.
+
+    The commands queued after the failed one come back "aborted"; psycopg raises
+    ``PipelineAborted`` for each that is still unread (at most the ``COMMIT``), so
+    the rollback is repeated until those are drained.
+    """
+    raw: Any = conn.connection.dbapi_connection
+    aborted: Any = conn.dialect.loaded_dbapi.errors.PipelineAborted
+    for _ in range(3):
+        try:
+            raw.rollback()
+        except aborted:
+            continue
+        return
+    raw.rollback()

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import StoreError, TransitionConflict
 from nexuslims_lifecycle.rules import parse_event, parse_status
-from nexuslims_lifecycle.store import _moves, _queue
+from nexuslims_lifecycle.store import _moves, _postgres, _queue
 from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url
 from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, START_EVENT, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
@@ -254,8 +254,9 @@ class SessionLogStore:
         clock = when if now is None and at is not None else aware(now, "now")
         who = identifier(actor, "actor", optional=True)
         move = _moves.Move(sid, name, who, when, clock, hope)
+        postgres = self.url.get_backend_name() == "postgresql"
         with self._write(move) as conn:
-            return _moves.advance(conn, move)
+            return (_postgres.advance if postgres else _moves.advance)(conn, move)
 
     def status(self, session_identifier: str) -> RecordStatus:
         """Return a session's record status.
