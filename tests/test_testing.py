@@ -74,10 +74,8 @@ class AgainstDesignTable(LifecycleStateMachine):
     lifecycle = as_lifecycle()
 
 
+# Runs as many programs as the profile says (2,000 in CI), like every stateful test.
 TestSessionFollowsTheDesignTable = AgainstDesignTable.TestCase
-# A second opinion, not the main run: the differential tests already compare every step
-# with the design table, so this one stays at 300 programs in every profile.
-TestSessionFollowsTheDesignTable.settings = settings(max_examples=300)
 
 
 # --- statuses, events, illegal moves -----------------------------------------------------
