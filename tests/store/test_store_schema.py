@@ -209,4 +209,4 @@ def test_the_core_imports_without_sqlalchemy_and_the_store_says_which_extra():
         "except ImportError as error:\n    print(error)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "needs the 'sql' extra" in done.stdout
+    assert "install the 'sql' extra with: pip install 'nexuslims-lifecycle[sql]'" in done.stdout
