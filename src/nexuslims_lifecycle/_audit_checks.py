@@ -10,7 +10,7 @@ from typing import Any, Final, Literal, NamedTuple
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import LifecycleError
 from nexuslims_lifecycle.legality import allowed_events, next_status, next_statuses
-from nexuslims_lifecycle.rules import LIFECYCLE
+from nexuslims_lifecycle.rules import LIFECYCLE, START_EVENT
 
 Severity = Literal["error", "warning"]
 """How bad a finding is: ``error`` (no legal history explains it) or ``warning``."""
@@ -20,8 +20,6 @@ _EVENT_TYPES: Final = frozenset(event.value for event in EventType)
 _WAITING: Final = RecordStatus.WAITING_FOR_END.value
 # The statuses a build attempt ends in: where the events out of TO_BE_BUILT lead.
 _OUTCOMES: Final = frozenset(s.value for s in next_statuses(RecordStatus.TO_BE_BUILT))
-START_EVENT: Final = "start"
-"""The ``event`` of a session's first ``status_history`` entry."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from typing import Final, Literal
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.legality import allowed_events, next_status
+from nexuslims_lifecycle.rules import START_EVENT
 
 __all__ = ["DEFECTS", "LEGACY_ONLY", "FixtureInfo", "Planter", "Schema", "build_database"]
 
@@ -121,7 +122,7 @@ def _walk(session: _Session, rng: random.Random, now: datetime) -> None:
     start = now - (
         timedelta(days=rng.uniform(3, 365)) if ended else timedelta(hours=rng.uniform(1, 48))
     )
-    _move(session, "start", start)
+    _move(session, START_EVENT, start)
     if not ended:
         return
     moment = start + timedelta(hours=rng.uniform(0.5, 8))
@@ -138,9 +139,9 @@ def _walk(session: _Session, rng: random.Random, now: datetime) -> None:
 
 def _move(session: _Session, event: str, moment: datetime) -> None:
     """Apply ``event`` (or the session's START) as NexusLIMS and our store would log it."""
-    before = None if event == "start" else session.status
+    before = None if event == START_EVENT else session.status
     session.status = _S.WAITING_FOR_END if before is None else next_status(before, event)
-    kind = {"start": EventType.START, "end": EventType.END, "retry": None}.get(
+    kind = {START_EVENT: EventType.START, "end": EventType.END, "retry": None}.get(
         event, EventType.RECORD_GENERATION
     )
     if kind is not None:
@@ -171,7 +172,7 @@ def _shaped(
         _S.WAITING_FOR_END,
     )
     moment = now - age
-    _move(session, "start", moment)
+    _move(session, START_EVENT, moment)
     for event in events:
         moment += timedelta(hours=2)
         _move(session, event, moment)

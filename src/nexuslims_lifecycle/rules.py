@@ -27,6 +27,7 @@ __all__ = [
     "EVENTS",
     "FILE_DELAY",
     "LIFECYCLE",
+    "START_EVENT",
     "EventName",
     "Lifecycle",
     "Rule",
@@ -162,6 +163,12 @@ LIFECYCLE: Final = Lifecycle(
 
 EVENTS: Final[tuple[str, ...]] = LIFECYCLE.events
 """Every event name, in table order."""
+
+START_EVENT: Final = "start"
+"""The event of a session's first ``status_history`` entry (no status before it).
+
+Not a lifecycle event: a session is created in the initial status, never moved there.
+"""
 
 _STATUS_VALUES: Final = tuple(status.value for status in RecordStatus)
 _EVENT_SET: Final = frozenset(EVENTS)

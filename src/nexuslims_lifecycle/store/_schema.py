@@ -14,12 +14,9 @@ from typing import Final
 import sqlalchemy as sa
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
-from nexuslims_lifecycle.rules import EVENTS
+from nexuslims_lifecycle.rules import EVENTS, START_EVENT
 
-__all__ = ["BUILD_CLAIM", "METADATA", "SESSION_LOG", "START_EVENT", "STATUS_HISTORY"]
-
-START_EVENT: Final = "start"
-"""The history event of a session's first entry (no status before it)."""
+__all__ = ["BUILD_CLAIM", "METADATA", "SESSION_LOG", "STATUS_HISTORY"]
 
 _IDENTIFIER: Final = 255
 _STATUS: Final = 32

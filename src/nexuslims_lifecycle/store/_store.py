@@ -13,10 +13,10 @@ from sqlalchemy.engine import URL
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import StoreError, TransitionConflict
-from nexuslims_lifecycle.rules import parse_event, parse_status
+from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _moves, _postgres, _queue
 from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url
-from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, START_EVENT, STATUS_HISTORY
+from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
     Claim,
     HistoryEntry,
