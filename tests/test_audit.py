@@ -288,3 +288,26 @@ def test_identifiers_full_of_quotes_are_read_as_data(tmp_path: Path) -> None:
     report = audit(path, now=NOW)
     assert report.clean
     assert report.sessions == 3
+
+
+def test_values_outside_the_enums_are_named_with_what_was_expected() -> None:
+    rows = rows_of(
+        "s",
+        [
+            ("2026-11-01T09:00:00+00:00", "START", "BUILDING"),
+            ("2026-11-01T10:00:00+00:00", "NOTE", "COMPLETED"),
+        ],
+    )
+    findings = checks._full_session_check(
+        "s", rows, now=NOW, stuck_after=timedelta(days=7)
+    ).findings
+    by_code = {f.code: f for f in findings}
+    assert by_code["invalid-status"].row_ids == (1,)
+    assert by_code["invalid-status"].message == (
+        "record_status 'BUILDING' is not one of BUILT_NOT_EXPORTED, COMPLETED, ERROR, "
+        "NO_CONSENT, NO_FILES_FOUND, NO_RESERVATION, TO_BE_BUILT, WAITING_FOR_END"
+    )
+    assert by_code["invalid-event-type"].row_ids == (2,)
+    assert by_code["invalid-event-type"].message == (
+        "event_type 'NOTE' is not one of END, RECORD_GENERATION, START"
+    )

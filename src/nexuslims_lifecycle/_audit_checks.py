@@ -239,29 +239,19 @@ def _full_session_check(
 
 
 def _check_values(sid: str, rows: Sequence[LogRow]) -> list[Finding]:
+    """Report values outside the enums: a finding per column that has any."""
+    checks = (
+        ("invalid-status", "record_status", _STATUSES),
+        ("invalid-event-type", "event_type", _EVENT_TYPES),
+    )
     findings = []
-    bad_status = [row for row in rows if row.record_status not in _STATUSES]
-    if bad_status:
-        values = sorted({repr(row.record_status) for row in bad_status})
-        findings.append(
-            _finding(
-                "invalid-status",
-                sid,
-                [row.id for row in bad_status],
-                f"record_status {', '.join(values)} is not one of {', '.join(sorted(_STATUSES))}",
-            )
-        )
-    bad_event = [row for row in rows if row.event_type not in _EVENT_TYPES]
-    if bad_event:
-        values = sorted({repr(row.event_type) for row in bad_event})
-        findings.append(
-            _finding(
-                "invalid-event-type",
-                sid,
-                [row.id for row in bad_event],
-                f"event_type {', '.join(values)} is not START, END or RECORD_GENERATION",
-            )
-        )
+    for code, column, valid in checks:
+        bad = [row for row in rows if getattr(row, column) not in valid]
+        if bad:
+            values = ", ".join(sorted({repr(getattr(row, column)) for row in bad}))
+            expected = ", ".join(sorted(valid))
+            message = f"{column} {values} is not one of {expected}"
+            findings.append(_finding(code, sid, [row.id for row in bad], message))
     return findings
 
 
