@@ -43,8 +43,10 @@ __all__ = [
     "conflict",
     "current",
     "decide",
+    "event_row",
     "insert_row",
     "read_session",
+    "releases_claim",
     "rows_of",
     "start",
     "write",
@@ -131,7 +133,6 @@ def _append_history(
     move: Move,
     source: RecordStatus | None,
     dest: RecordStatus,
-    statement: Any = _sql.INSERT_HISTORY,
 ) -> Any:
     """Append the next history entry; return the cursor, whose one row is its number.
 
@@ -140,7 +141,7 @@ def _append_history(
     """
     return _sql.run(
         conn,
-        statement,
+        _sql.INSERT_HISTORY,
         {
             "sid": move.session_identifier,
             "from_status": None if source is None else source.value,
@@ -251,30 +252,50 @@ def decide(move: Move, rows: SessionRows, claim: Any) -> tuple[RecordStatus, str
     return dest, holder
 
 
+def event_row(move: Move, rows: SessionRows, *, claimed: bool) -> EventType | None:
+    """Return the event type of the session_log row a move adds, if any.
+
+    That is END for ``end``, and RECORD_GENERATION for a build outcome (a move out of
+    TO_BE_BUILT) that no claim marked yet. A claimed build already has its
+    RECORD_GENERATION row (written by the claim, as NexusLIMS writes one when an
+    attempt starts), so its outcome adds none.
+    """
+    if move.event == "end":
+        return EventType.END
+    if rows.status is RecordStatus.TO_BE_BUILT and not claimed:
+        return EventType.RECORD_GENERATION
+    return None
+
+
+def releases_claim(rows: SessionRows, dest: RecordStatus) -> bool:
+    """Return whether a move from ``rows.status`` to ``dest`` ends a build (and its claim)."""
+    return rows.status is RecordStatus.TO_BE_BUILT and dest is not RecordStatus.TO_BE_BUILT
+
+
 def write(
-    conn: sa.Connection,
-    move: Move,
-    rows: SessionRows,
-    dest: RecordStatus,
-    *,
-    holder: str | None,
-    statements: tuple[Any, Any] = (_sql.UPDATE_STATUS, _sql.INSERT_HISTORY),
+    conn: sa.Connection, move: Move, rows: SessionRows, dest: RecordStatus, *, holder: str | None
 ) -> tuple[Any, Any]:
     """Send the writes of a decided move; return the cursors of its update and history entry.
 
-    ``holder`` is the claim holder :func:`decide` returned. ``statements`` are the
-    compare-and-set update and the history insert to use (the PostgreSQL path passes
-    guarded forms that fail instead of touching too little).
+    ``holder`` is the claim holder :func:`decide` returned.
     """
-    update, history = statements
     sid = move.session_identifier
     moved = _sql.run(
-        conn, update, {"sid": sid, "old": rows.status.value, "new": dest.value, "count": rows.count}
+        conn, _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
     )
-    building = rows.status is RecordStatus.TO_BE_BUILT
-    _write_event_row(conn, move, rows, dest, claimed=holder is not None, outcome=building)
-    entry = _append_history(conn, move, rows.status, dest, history)
-    if building and dest is not RecordStatus.TO_BE_BUILT:
+    kind = event_row(move, rows, claimed=holder is not None)
+    if kind is not None:
+        info = {
+            "session_identifier": sid,
+            "instrument": rows.instrument,
+            "timestamp": move.at.isoformat(),
+            "event_type": kind.value,
+            "record_status": dest.value,
+            "user": rows.user,
+        }
+        _sql.run(conn, _sql.INSERT_ROW, info)  # its id is not needed
+    entry = _append_history(conn, move, rows.status, dest)
+    if releases_claim(rows, dest):
         _sql.run(conn, _sql.DELETE_CLAIM, {"sid": sid})
     return moved, entry
 
@@ -300,39 +321,6 @@ def advance(conn: sa.Connection, move: Move) -> RecordStatus:
     if entry.fetchone() is None:  # a row another writer committed since our read
         raise conflict(move, None)
     return dest
-
-
-def _write_event_row(
-    conn: sa.Connection,
-    move: Move,
-    rows: SessionRows,
-    dest: RecordStatus,
-    *,
-    claimed: bool,
-    outcome: bool,
-) -> None:
-    """Write the END row of ``end``, and a RECORD_GENERATION row for an unclaimed build outcome.
-
-    A build outcome is a move out of TO_BE_BUILT.
-
-    A claimed build already has its RECORD_GENERATION row (written by the claim, as
-    NexusLIMS writes one when an attempt starts), so its outcome adds none.
-    """
-    if move.event == "end":
-        kind = EventType.END
-    elif outcome and not claimed:
-        kind = EventType.RECORD_GENERATION
-    else:
-        return
-    info = {
-        "session_identifier": move.session_identifier,
-        "instrument": rows.instrument,
-        "timestamp": move.at.isoformat(),
-        "event_type": kind.value,
-        "record_status": dest.value,
-        "user": rows.user,
-    }
-    _sql.run(conn, _sql.INSERT_ROW, info)  # its id is not needed: no round trip for it
 
 
 def current(conn: sa.Connection, sid: str) -> RecordStatus | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import PoolProxiedConnection
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import StoreError, TransitionConflict
@@ -121,6 +122,20 @@ class SessionLogStore:
             conn.execution_options(**{WRITE: True})
             with conn.begin():
                 yield conn
+
+    def _checkout(self) -> PoolProxiedConnection:
+        """Return a driver connection from the pool (``close()`` returns it).
+
+        Raises
+        ------
+        sqlalchemy.exc.DBAPIError
+            When no connection can be made; :meth:`_translated` explains it.
+        """
+        dbapi: Any = self.engine.dialect.loaded_dbapi
+        try:
+            return self.engine.raw_connection()
+        except dbapi.Error as error:
+            raise sa.exc.DBAPIError.instance(None, None, error, dbapi.Error) from error
 
     @contextmanager
     def _read(self, *, stream: bool = False) -> Iterator[sa.Connection]:
@@ -254,9 +269,15 @@ class SessionLogStore:
         clock = when if now is None and at is not None else aware(now, "now")
         who = identifier(actor, "actor", optional=True)
         move = _moves.Move(sid, name, who, when, clock, hope)
-        postgres = self.url.get_backend_name() == "postgresql"
+        if self.url.get_backend_name() == "postgresql":
+            with self._translated(move):
+                pooled = self._checkout()
+                try:
+                    return _postgres.advance(pooled, move)
+                finally:
+                    pooled.close()
         with self._write(move) as conn:
-            return (_postgres.advance if postgres else _moves.advance)(conn, move)
+            return _moves.advance(conn, move)
 
     def status(self, session_identifier: str) -> RecordStatus:
         """Return a session's record status.

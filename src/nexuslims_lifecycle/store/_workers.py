@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import IllegalTransition, TransitionConflict
+from nexuslims_lifecycle.store import _moves
 from nexuslims_lifecycle.store._store import SessionLogStore
 
 __all__ = ["CYCLE", "build", "drive", "race", "run_processes"]
@@ -107,15 +108,16 @@ def drive(
     Most attempts move this writer's ``own`` sessions (it knows their status from its
     own moves); every ``share_every``-th attempt, or every attempt when it owns none,
     reads a ``shared`` session and advances it expecting what it read, so a race lost
-    to another writer is a conflict. With ``stall``, every commit waits that long
-    first, so a kill almost always lands inside a transaction. Reports ``{"name",
+    to another writer is a conflict. With ``stall``, every transaction waits that
+    long inside (:func:`_stall_inside_transactions`), so a kill almost always lands
+    inside one. Reports ``{"name",
     "commits", "conflicts", "seconds"}``.
     """
     commits = conflicts = 0
     known: dict[str, RecordStatus] = {}
     with SessionLogStore(url) as store:
         if stall:
-            event.listen(store.engine, "commit", lambda _conn: time.sleep(stall))
+            _stall_inside_transactions(store, stall)
         store.status((own or shared)[0])
         barrier.wait()
         began = time.perf_counter()
@@ -136,6 +138,23 @@ def drive(
                 commits += 1
         seconds = time.perf_counter() - began
     results.put({"name": name, "commits": commits, "conflicts": conflicts, "seconds": seconds})
+
+
+def _stall_inside_transactions(store: SessionLogStore, seconds: float) -> None:
+    """Make this process's writes wait ``seconds`` inside each transaction.
+
+    Before each commit made through SQLAlchemy, and between reading a session and
+    writing its move (PostgreSQL's ``advance`` commits on the driver, with its
+    writes, so its only moment inside a transaction is there).
+    """
+    event.listen(store.engine, "commit", lambda _conn: time.sleep(seconds))
+    decide = _moves.decide
+
+    def stalled(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(seconds)
+        return decide(*args, **kwargs)
+
+    _moves.decide = stalled
 
 
 def run_processes(
