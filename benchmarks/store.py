@@ -1,11 +1,24 @@
 """Committed transitions per second of the session_log store, with real writer processes.
 
 Run: ``python benchmarks/store.py`` (add ``--quick`` for a short run). Each scenario
-starts a fresh database, seeds sessions, releases N writer processes together, and
-lets each make a fixed number of attempts on the shared sessions (read once, then
-expect the status last seen: a race lost to another writer is a conflict). Then it
-checks that nothing was lost: every committed move has exactly one history entry and
-every session's rows agree.
+starts a fresh database, seeds sessions (the rows ``start`` writes, inserted in bulk),
+releases N writer processes together, and lets each make a fixed number of attempts.
+Then it checks that nothing was lost: every committed move has exactly one history
+entry and every session's rows agree.
+
+Two workloads (``--workload``):
+
+``lifecycle`` (the default; the targets are judged on it)
+    Each writer drives sessions of its own through whole NexusLIMS lifecycles
+    (``_workers.PATHS``: mostly end then complete, some failing, retried, exported
+    later, or without reservation or consent), and every tenth attempt races all
+    the other writers on one shared session, expecting the status it read, so the
+    losers see a conflict. Sessions keep the two to four rows real ones have.
+``cycle``
+    A stress case: every session goes round end, fail, retry, fail, ... for ever, so
+    each fail adds a row and sessions grow to tens of rows, every one of which each
+    move rewrites (NexusLIMS keeps the status on every row), and eight hot sessions
+    take every tenth attempt of every writer.
 
 PostgreSQL runs on a throwaway local cluster (Debian's ``postgresql`` package)
 with its default durability (fsync on); pass ``--pg-async-commit`` to measure with
@@ -21,6 +34,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,10 +45,15 @@ import sqlalchemy as sa  # noqa: E402
 from _pg_cluster import find_bindir, fresh_database, running_cluster  # noqa: E402
 from _procs import run_workers  # noqa: E402
 
+from nexuslims_lifecycle.enums import EventType, RecordStatus  # noqa: E402
+from nexuslims_lifecycle.rules import START_EVENT  # noqa: E402
 from nexuslims_lifecycle.store import SessionLogStore  # noqa: E402
 from nexuslims_lifecycle.store import _workers as workers  # noqa: E402
+from nexuslims_lifecycle.store._schema import SESSION_LOG, STATUS_HISTORY  # noqa: E402
 
-HOT = 8  # sessions every writer races on
+HOT = 8  # sessions every writer races on in the cycle workload
+SHARE_EVERY = 10  # every tenth attempt goes to a shared session
+INSTRUMENT = "FEI-Titan-TEM-635816"
 
 
 @dataclass
@@ -52,11 +71,46 @@ class Result:
 
 
 def seed(url: str, count: int) -> list[str]:
+    """Start ``count`` sessions in one transaction: the rows and entries ``start`` writes."""
+    sids = [f"https://nemo.example.org/api/usage_events/?id={n}" for n in range(count)]
+    at = datetime.now(UTC).isoformat()
+    waiting = RecordStatus.WAITING_FOR_END.value
     with SessionLogStore(url) as store:
         store.init()
-        sids = [f"https://nemo.example.org/api/usage_events/?id={n}" for n in range(count)]
-        for sid in sids:
-            store.start(sid, instrument="FEI-Titan-TEM-635816", user="bench")
+        with store.engine.begin() as conn:
+            conn.execute(
+                SESSION_LOG.insert(),
+                [
+                    {
+                        "session_identifier": sid,
+                        "instrument": INSTRUMENT,
+                        "timestamp": at,
+                        "event_type": EventType.START.value,
+                        "record_status": waiting,
+                        "user": "bench",
+                    }
+                    for sid in sids
+                ],
+            )
+            conn.execute(
+                STATUS_HISTORY.insert(),
+                [
+                    {
+                        "session_identifier": sid,
+                        "seq": 1,
+                        "from_status": None,
+                        "to_status": waiting,
+                        "event": START_EVENT,
+                        "actor": "bench",
+                        "at": at,
+                    }
+                    for sid in sids
+                ],
+            )
+        if store.engine.dialect.name == "postgresql":  # as autovacuum would after a bulk load
+            with store.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+        assert store.status(sids[-1]) is RecordStatus.WAITING_FOR_END
     return sids
 
 
@@ -75,16 +129,36 @@ def lost(url: str, sessions: int, commits: int) -> int:
     return abs(entries - sessions - commits) + torn
 
 
-def scenario(backend: str, url: str, writers: int, moves: int, sessions: int) -> Result:
-    sids = seed(url, sessions)
-    # Each writer mostly moves sessions of its own (a builder's claimed work) and every
-    # tenth move races the others on a few shared sessions (an operator's requeue).
-    hot, rest = sids[:HOT], sids[HOT:]
-    jobs = [
-        {"url": url, "name": f"w{n}", "own": rest[n::writers], "shared": hot, "moves": moves}
-        for n in range(writers)
-    ]
-    reports = run_workers(workers.drive, jobs)
+def scenario(backend: str, url: str, writers: int, moves: int, workload: str) -> Result:
+    if workload == "cycle":
+        sessions = 200
+        sids = seed(url, sessions)
+        # Each writer mostly moves sessions of its own and every tenth move races the
+        # others on a few shared sessions.
+        hot, rest = sids[:HOT], sids[HOT:]
+        jobs = [
+            {"url": url, "name": f"w{n}", "own": rest[n::writers], "shared": hot, "moves": moves}
+            for n in range(writers)
+        ]
+        target = workers.drive
+    else:
+        own = moves // 2 + 1  # the shortest path has two moves
+        shared = writers * moves // SHARE_EVERY + 2
+        sessions = writers * own + shared
+        sids = seed(url, sessions)
+        jobs = [
+            {
+                "url": url,
+                "name": f"w{n}",
+                "own": sids[n * own : (n + 1) * own],
+                "shared": sids[writers * own :],
+                "moves": moves,
+                "share_every": SHARE_EVERY,
+            }
+            for n in range(writers)
+        ]
+        target = workers.live
+    reports = run_workers(target, jobs)
     commits = sum(r["commits"] for r in reports)
     return Result(
         backend,
@@ -106,13 +180,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer moves per writer")
     parser.add_argument("--pg-async-commit", action="store_true")
+    parser.add_argument("--workload", choices=("lifecycle", "cycle"), default="lifecycle")
     args = parser.parse_args()
     moves = 500 if args.quick else 3000
-    sessions = 200
     results = []
     for writers in (1, 4):
         with sqlite_file() as url:
-            results.append(scenario("SQLite file", url, writers, moves, sessions))
+            results.append(scenario("SQLite file", url, writers, moves, args.workload))
     if find_bindir() is None:
         print("PostgreSQL not installed: skipped (apt-get install postgresql)")
     else:
@@ -123,7 +197,7 @@ def main() -> int:
             with running_cluster(fast=fast) as admin:
                 for writers in (1, 8):
                     url = fresh_database(admin, f"bench{writers}")
-                    results.append(scenario(label, url, writers, moves, sessions))
+                    results.append(scenario(label, url, writers, moves, args.workload))
     print(f"{'backend':<38} {'writers':>7} {'committed':>9} {'conflicts':>9} "
           f"{'seconds':>8} {'commits/s':>9} {'lost':>4}")  # fmt: skip
     for r in results:

@@ -31,7 +31,8 @@ network failed, or the wait was interrupted) is closed, not returned to the pool
 from __future__ import annotations
 
 import select
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final
 
@@ -110,6 +111,7 @@ _NAME_LOCK, _NAME_READ, _NAME_WRITE, _NAME_AGREE = _STATEMENTS
 _PREPARED: Final = "nexuslims_lifecycle_prepared"  # key in the pool's per-connection info
 
 _OK: Final = frozenset({pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK})
+_FINE: Final = _OK | {pq.ExecStatus.PIPELINE_ABORTED}  # (an aborted one did not fail itself)
 _SYNC: Final = pq.ExecStatus.PIPELINE_SYNC
 
 
@@ -142,36 +144,33 @@ def advance(pooled: PoolProxiedConnection, move: _moves.Move) -> RecordStatus:
     sid = move.session_identifier
     with _Pipeline(pooled) as wire:
         key = [wire.encode(sid)]
-        wire.query(b"BEGIN")
-        wire.prepared(_NAME_LOCK, key)
-        found = wire.prepared(_NAME_READ, key)
-        wire.sync()  # round trip 1
-        rows = wire.rows(found)
+        wire.send(_NAME_LOCK, key)
+        wire.send(_NAME_READ, key)
+        rows = wire.rows(wire.results()[1])  # round trip 1: the transaction stays open
         info = _moves.rows_of(sid, [row[:5] for row in rows])
         worker, expires_at = rows[0][5:]
         dest, holder = _moves.decide(move, info, None if worker is None else (worker, expires_at))
         kind = _moves.event_row(move, info, claimed=holder is not None)
-        at = move.at.isoformat()
-        wire.prepared(
-            _NAME_WRITE,
-            [
-                *key,
-                *wire.encode_all(info.status.value, dest.value, str(info.count), info.instrument),
-                *wire.encode_all(at, None if kind is None else kind.value, info.user),
-                *wire.encode_all(move.event, move.actor),
-                b"t" if _moves.releases_claim(info, dest) else b"f",
-            ],
-        )
-        wire.prepared(_NAME_AGREE, [*key, wire.encode(dest.value)])
-        wire.query(b"COMMIT")
+        writes = [
+            *key,
+            *wire.encode_all(info.status.value, dest.value, str(info.count), info.instrument),
+            *wire.encode_all(move.at.isoformat(), None if kind is None else kind.value, info.user),
+            *wire.encode_all(move.event, move.actor),
+            b"t" if _moves.releases_claim(info, dest) else b"f",
+        ]
+        agree = [*key, wire.encode(dest.value)]
+        wire.send(_NAME_WRITE, writes)
+        wire.send(_NAME_AGREE, agree)
         try:
-            wire.sync()  # round trip 2
+            wire.sync()  # round trip 2: commits, unless a statement failed
         except sa.exc.DBAPIError as error:
             lost = _lost(error)
             if lost is None:
                 raise
-            again = wire.rollback(reread=sid if lost == ROWS_LOST else None)
-            now = None if again is None else _agreed(sid, wire.rows(again))
+            now = None
+            if lost == ROWS_LOST:
+                wire.send(_NAME_READ, key)
+                now = _agreed(sid, wire.rows(wire.sync()[0]))
             raise _moves.conflict(move, now) from None
     return dest
 
@@ -201,14 +200,21 @@ def _lost(error: sa.exc.DBAPIError) -> str | None:
 class _Pipeline:
     """One move's use of a pooled psycopg connection's libpq handle in pipeline mode.
 
-    Queries are queued, then :meth:`sync` flushes them with a sync point and collects
-    their results, raising the first error among them as SQLAlchemy's exception.
-    The handle stays non-blocking, as psycopg left it; waits use :func:`select.poll`
-    (:func:`select.select` where there is none), so they can be interrupted.
+    Statements queued with :meth:`send` run in one implicit transaction, which lasts
+    until the next sync point: :meth:`results` sends them with a flush request
+    instead, so the transaction stays open (holding its locks) while Python decides,
+    and :meth:`sync` sends them with a sync point, at which the server commits the
+    transaction if no statement failed and rolls it back if one did. Either raises
+    the first failed statement's error as SQLAlchemy's exception, once every result
+    is in. The handle stays non-blocking, as psycopg left it; waits use
+    :func:`select.poll` (:func:`select.select` where there is none), so they can be
+    interrupted.
 
-    On leaving, an open transaction is rolled back and pipeline mode ends. If that
-    cannot be done (the connection broke, or a wait was interrupted), the connection
-    is invalidated: closed and dropped from the pool.
+    On leaving with an error, a transaction still open (it has only read and locked)
+    is ended with a sync point and pipeline mode ends. If the connection broke, a
+    wait was interrupted, or statements were queued but not sent, the connection is
+    invalidated instead: closed and dropped from the pool, so its transaction ends
+    without committing anything.
     """
 
     def __init__(self, pooled: PoolProxiedConnection) -> None:
@@ -217,7 +223,7 @@ class _Pipeline:
         self._pg = self._conn.pgconn
         self._encoding = self._conn.info.encoding
         self._queued: list[tuple[str, Sequence[bytes | None] | None]] = []
-        self._results: dict[int, PGresult] = {}
+        self._open = False  # statements ran since the last sync point
         self._poll = select.poll() if hasattr(select, "poll") else None
         if self._poll is not None:
             self._poll.register(self._pg.socket, select.POLLIN)
@@ -233,8 +239,7 @@ class _Pipeline:
                 self._queued.append((sql, None))
             try:
                 self.sync()
-            except Exception:  # some may be prepared: start afresh on a new connection
-                self._pg.exit_pipeline_mode()
+            except BaseException:  # some may be prepared: start afresh on a new connection
                 self._pooled.invalidate()
                 raise
             info[_PREPARED] = True
@@ -249,10 +254,11 @@ class _Pipeline:
         if kind is None:
             self._pg.exit_pipeline_mode()
             return
-        if isinstance(error, Exception) and self._pg.status == pq.ConnStatus.OK:
+        usable = self._pg.status == pq.ConnStatus.OK and not self._queued
+        if isinstance(error, Exception) and usable:
             try:
-                if self._queued or self._pg.transaction_status != pq.TransactionStatus.IDLE:
-                    self.rollback()
+                if self._open:
+                    self.sync()  # it only read and locked: nothing is committed
                 self._pg.exit_pipeline_mode()
             except Exception:  # noqa: BLE001, S110 - unusable: it is dropped below
                 pass
@@ -268,53 +274,30 @@ class _Pipeline:
         """Return each of ``texts`` encoded (None stays NULL)."""
         return [None if text is None else text.encode(self._encoding) for text in texts]
 
-    def query(self, sql: bytes) -> int:
-        """Queue a statement without parameters; return its position in this batch."""
-        self._pg.send_query_params(sql, None)
-        self._queued.append((sql.decode(), None))
-        return len(self._queued) - 1
-
-    def prepared(self, name: bytes, params: Sequence[bytes | None]) -> int:
-        """Queue a prepared statement; return its position in this batch."""
+    def send(self, name: bytes, params: Sequence[bytes | None]) -> None:
+        """Queue a prepared statement."""
         self._pg.send_query_prepared(name, params)
         self._queued.append((_STATEMENTS[name], params))
-        return len(self._queued) - 1
 
-    def sync(self) -> None:
-        """Send the queued statements and collect their results (see :meth:`rows`).
+    def results(self) -> list[PGresult | None]:
+        """Send the queued statements without a sync point; return their results."""
+        with _as_dbapi_error():
+            self._pg.send_flush_request()
+            self._open = True
+            return self._collect(sync=False)
 
-        Raises
-        ------
-        sqlalchemy.exc.DBAPIError
-            The first statement that failed, once every result has been collected.
-        """
-        self._pg.pipeline_sync()
-        self._flush()
-        queued, self._queued = self._queued, []
-        self._results = {}
-        failed: tuple[PGresult, str, Any] | None = None
-        for position, (sql, params) in enumerate(queued):
-            result = self._next()
-            while self._next() is not None:  # each statement's results end with None
-                pass
-            if result is None or result.status == pq.ExecStatus.PIPELINE_ABORTED:
-                continue
-            if result.status not in _OK:
-                failed = failed or (result, sql, params)
-            self._results[position] = result
-        sync = self._next()
-        if sync is None or sync.status != _SYNC:
-            msg = f"libpq returned {sync!r} where the pipeline's sync point belongs"
-            broken = psycopg.OperationalError(msg)
-            raise sa.exc.DBAPIError.instance("(pipeline)", None, broken, psycopg.Error)
-        if failed is not None:
-            result, sql, params = failed
-            error = psycopg.errors.error_from_result(result, encoding=self._encoding)
-            raise sa.exc.DBAPIError.instance(sql, params, error, psycopg.Error)
+    def sync(self) -> list[PGresult | None]:
+        """Send the queued statements with a sync point; return their results."""
+        with _as_dbapi_error():
+            self._pg.pipeline_sync()
+            results = self._collect(sync=True)
+            self._open = False
+            return results
 
-    def rows(self, position: int) -> list[tuple[str | None, ...]]:
-        """Return the rows the statement queued at ``position`` returned, decoded."""
-        result = self._results[position]
+    def rows(self, result: PGresult | None) -> list[tuple[str | None, ...]]:
+        """Return the rows of a statement's ``result``, decoded."""
+        if result is None:  # (never expected: a result that failed raised)
+            return []
         encoding = self._encoding
         return [
             tuple(
@@ -324,18 +307,36 @@ class _Pipeline:
             for row in range(result.ntuples)
         ]
 
-    def rollback(self, *, reread: str | None = None) -> int | None:
-        """Roll back; with ``reread`` (a session), then read its rows (see :meth:`rows`)."""
-        self.query(b"ROLLBACK")
-        found = None if reread is None else self.prepared(_NAME_READ, [self.encode(reread)])
-        self.sync()
-        return found
-
-    def _flush(self) -> None:
-        """Send everything queued, reading meanwhile so that neither side stalls."""
-        while self._pg.flush():
+    def _collect(self, *, sync: bool) -> list[PGresult | None]:
+        """Flush, then collect a result per queued statement (and the sync point's)."""
+        while self._pg.flush():  # (reading meanwhile, so that neither side stalls)
             self._wait(write=True)
             self._pg.consume_input()
+        queued, self._queued = self._queued, []
+        results: list[PGresult | None] = []
+        failed: tuple[PGresult, str, Any] | None = None
+        for sql, params in queued:
+            result = self._next()
+            while self._next() is not None:  # each statement's results end with None
+                pass
+            results.append(result)
+            if result is not None and result.status not in _FINE and failed is None:
+                failed = (result, sql, params)
+        if sync:
+            # A commit that fails reports its error here, ahead of the sync point.
+            nothing = 0
+            while (point := self._next()) is None or point.status != _SYNC:
+                nothing = nothing + 1 if point is None else 0
+                if nothing > 1 or self._pg.status != pq.ConnStatus.OK:
+                    msg = "the connection broke or fell out of step before the sync point"
+                    raise psycopg.OperationalError(msg)
+                if point is not None and failed is None:
+                    failed = (point, "COMMIT", None)
+        if failed is not None:
+            result, sql, params = failed
+            error = psycopg.errors.error_from_result(result, encoding=self._encoding)
+            raise sa.exc.DBAPIError.instance(sql, params, error, psycopg.Error)
+        return results
 
     def _next(self) -> PGresult | None:
         """Return libpq's next result, waiting for the server as long as it takes."""
@@ -356,3 +357,12 @@ class _Pipeline:
             self._poll.modify(fd, select.POLLIN)
         else:
             self._poll.poll()
+
+
+@contextmanager
+def _as_dbapi_error() -> Iterator[None]:
+    """Re-raise psycopg's errors (a broken connection, say) as SQLAlchemy's."""
+    try:
+        yield
+    except psycopg.Error as error:
+        raise sa.exc.DBAPIError.instance("(pipeline)", None, error, psycopg.Error) from error

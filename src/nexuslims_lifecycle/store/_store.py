@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -66,6 +68,9 @@ class SessionLogStore:
     def __init__(self, url: str | Path | URL) -> None:
         self.url = to_url(url)
         self.engine = create_engine(self.url)
+        self._own: PoolProxiedConnection | None = None  # see _advance_postgres
+        self._own_pid = os.getpid()
+        self._own_lock = threading.Lock()
 
     def __repr__(self) -> str:
         """Return the store's URL, password hidden."""
@@ -77,6 +82,10 @@ class SessionLogStore:
 
     def close(self) -> None:
         """Close every pooled connection."""
+        with self._own_lock:
+            if self._own is not None and self._own_pid == os.getpid():
+                self._own.close()
+            self._own = None
         self.engine.dispose()
 
     def __enter__(self) -> SessionLogStore:
@@ -122,6 +131,31 @@ class SessionLogStore:
             conn.execution_options(**{WRITE: True})
             with conn.begin():
                 yield conn
+
+    def _advance_postgres(self, move: _moves.Move) -> RecordStatus:
+        """Run :func:`._postgres.advance` on the store's own connection, else a pooled one.
+
+        The store keeps one connection checked out for moves, which saves a pool
+        checkout and checkin (and its reset) per move; a thread that finds it in use
+        takes one from the pool. A connection the move invalidated is replaced next
+        time, and one inherited across ``fork`` is left to the parent.
+        """
+        if not self._own_lock.acquire(blocking=False):
+            pooled = self._checkout()
+            try:
+                return _postgres.advance(pooled, move)
+            finally:
+                pooled.close()
+        try:
+            own = self._own
+            if own is None or not own.is_valid or self._own_pid != os.getpid():
+                if own is not None and self._own_pid == os.getpid():
+                    own.close()  # (invalidated: back to the pool, which reconnects it)
+                own = self._own = self._checkout()
+                self._own_pid = os.getpid()
+            return _postgres.advance(own, move)
+        finally:
+            self._own_lock.release()
 
     def _checkout(self) -> PoolProxiedConnection:
         """Return a driver connection from the pool (``close()`` returns it).
@@ -271,11 +305,7 @@ class SessionLogStore:
         move = _moves.Move(sid, name, who, when, clock, hope)
         if self.url.get_backend_name() == "postgresql":
             with self._translated(move):
-                pooled = self._checkout()
-                try:
-                    return _postgres.advance(pooled, move)
-                finally:
-                    pooled.close()
+                return self._advance_postgres(move)
         with self._write(move) as conn:
             return _moves.advance(conn, move)
 

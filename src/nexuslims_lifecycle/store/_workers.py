@@ -20,7 +20,7 @@ from nexuslims_lifecycle.errors import IllegalTransition, TransitionConflict
 from nexuslims_lifecycle.store import _moves
 from nexuslims_lifecycle.store._store import SessionLogStore
 
-__all__ = ["CYCLE", "build", "drive", "race", "run_processes"]
+__all__ = ["CYCLE", "PATHS", "SHARED_PATH", "build", "drive", "live", "race", "run_processes"]
 
 CYCLE: Final = {
     RecordStatus.WAITING_FOR_END: "end",
@@ -28,6 +28,24 @@ CYCLE: Final = {
     RecordStatus.ERROR: "retry",
 }
 """The move :func:`drive` makes from each status: a cycle that never ends."""
+
+PATHS: Final = (
+    *[("end", "complete")] * 6,
+    ("end", "fail", "retry", "complete"),
+    ("end", "fail_export", "complete"),
+    ("end", "find_no_reservation"),
+    ("end", "deny_consent"),
+)
+"""The lifecycles of :func:`live`'s sessions, in turn: of every ten sessions six are
+built at once, one fails and is built on a retry, one is built but exported later,
+one has no reservation and one has no consent (2.3 moves per session)."""
+
+SHARED_PATH: Final = {
+    RecordStatus.WAITING_FOR_END: "end",
+    RecordStatus.TO_BE_BUILT: "fail_export",
+    RecordStatus.BUILT_NOT_EXPORTED: "complete",
+}
+"""The move :func:`live` makes from each status of a shared session, until COMPLETED."""
 
 
 def race(
@@ -132,6 +150,59 @@ def drive(
             attempt += 1
             try:
                 known[sid] = store.advance(sid, CYCLE[status], actor=name, expected=status)
+            except TransitionConflict:
+                conflicts += 1
+            else:
+                commits += 1
+        seconds = time.perf_counter() - began
+    results.put({"name": name, "commits": commits, "conflicts": conflicts, "seconds": seconds})
+
+
+def live(
+    *,
+    url: str,
+    name: str,
+    own: list[str],
+    shared: list[str],
+    moves: int,
+    barrier: Any,
+    results: Any,
+    share_every: int = 10,
+) -> None:
+    """Drive sessions through whole lifecycles, ``moves`` attempts in all.
+
+    This writer's ``own`` sessions (the i-th follows ``PATHS[i % len(PATHS)]``) are
+    moved one after another, each along its whole path, by this writer alone. Every
+    ``share_every``-th attempt goes to the first of the ``shared`` sessions not yet
+    COMPLETED, which every writer works on at once: each reads its status and moves
+    it by :data:`SHARED_PATH` expecting that status, so racers that lose see a
+    conflict. Reports ``{"name", "commits", "conflicts", "seconds"}``.
+
+    Raises
+    ------
+    IndexError
+        When ``own`` or ``shared`` runs out before ``moves`` attempts were made.
+    """
+    commits = conflicts = 0
+    session = step = current = 0  # own session and step on its path; shared session
+    with SessionLogStore(url) as store:
+        store.status((own or shared)[0])
+        barrier.wait()
+        began = time.perf_counter()
+        for attempt in range(moves):
+            expected: RecordStatus | None = None
+            if shared and attempt % share_every == 0:
+                while (expected := store.status(shared[current])) not in SHARED_PATH:
+                    current += 1
+                sid, event = shared[current], SHARED_PATH[expected]
+            else:
+                path = PATHS[session % len(PATHS)]
+                sid, event = own[session], path[step]
+                step += 1
+                if step == len(path):
+                    session, step = session + 1, 0
+            try:
+                store.advance(sid, event, actor=name, expected=expected)
             except TransitionConflict:
                 conflicts += 1
             else:
