@@ -262,6 +262,9 @@ class _Pipeline:
                 self._pg.exit_pipeline_mode()
             except Exception:  # noqa: BLE001, S110 - unusable: it is dropped below
                 pass
+            except BaseException:  # the sync was interrupted: drop it, let that through
+                self._pooled.invalidate()
+                raise
             else:
                 return
         self._pooled.invalidate()
