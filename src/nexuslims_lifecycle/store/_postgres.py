@@ -46,7 +46,7 @@ from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import LifecycleError
 from nexuslims_lifecycle.store import _moves
 
-__all__ = ["AGREE", "ENTRY_REFUSED", "LOCK", "READ", "ROWS_LOST", "WRITE", "advance"]
+__all__ = ["AGREE", "ENTRY_REFUSED", "LOCK", "READ", "ROWS_LOST", "WRITE", "advance", "read"]
 
 ROWS_LOST: Final = "nexuslims-lifecycle rows lost"
 """The label of a :data:`WRITE` that moved other rows than were read."""
@@ -173,6 +173,22 @@ def advance(pooled: PoolProxiedConnection, move: _moves.Move) -> RecordStatus:
                 now = _agreed(sid, wire.rows(wire.sync()[0]))
             raise _moves.conflict(move, now) from None
     return dest
+
+
+def read(pooled: PoolProxiedConnection, session_identifier: str) -> _moves.SessionRows:
+    """Read a session's rows in one round trip (one statement, in a transaction of its own).
+
+    Raises
+    ------
+    UnknownSession, StoreError
+        As :func:`._moves.rows_of`.
+    sqlalchemy.exc.DBAPIError
+        Any database error.
+    """
+    with _Pipeline(pooled) as wire:
+        wire.send(_NAME_READ, [wire.encode(session_identifier)])
+        rows = wire.rows(wire.sync()[0])
+    return _moves.rows_of(session_identifier, [row[:5] for row in rows])
 
 
 def _agreed(sid: str, rows: list[tuple[str | None, ...]]) -> RecordStatus | None:

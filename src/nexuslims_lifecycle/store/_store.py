@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
@@ -33,6 +33,7 @@ __all__ = ["SessionLogStore"]
 
 _LOG = SESSION_LOG.c
 _HIST = STATUS_HISTORY.c
+_T = TypeVar("_T")
 _RETRYABLE = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
@@ -132,18 +133,18 @@ class SessionLogStore:
             with conn.begin():
                 yield conn
 
-    def _advance_postgres(self, move: _moves.Move) -> RecordStatus:
-        """Run :func:`._postgres.advance` on the store's own connection, else a pooled one.
+    def _on_postgres(self, run: Callable[[PoolProxiedConnection], _T]) -> _T:
+        """Call ``run`` with the store's own PostgreSQL connection, else a pooled one.
 
-        The store keeps one connection checked out for moves, which saves a pool
-        checkout and checkin (and its reset) per move; a thread that finds it in use
-        takes one from the pool. A connection the move invalidated is replaced next
-        time, and one inherited across ``fork`` is left to the parent.
+        The store keeps one connection checked out for :mod:`._postgres`, which saves
+        a pool checkout and checkin (and its reset) per call; a thread that finds it
+        in use takes one from the pool. A connection that ``run`` invalidated is
+        replaced next time, and one inherited across ``fork`` is left to the parent.
         """
         if not self._own_lock.acquire(blocking=False):
             pooled = self._checkout()
             try:
-                return _postgres.advance(pooled, move)
+                return run(pooled)
             finally:
                 pooled.close()
         try:
@@ -153,7 +154,7 @@ class SessionLogStore:
                     own.close()  # (invalidated: back to the pool, which reconnects it)
                 own = self._own = self._checkout()
                 self._own_pid = os.getpid()
-            return _postgres.advance(own, move)
+            return run(own)
         finally:
             self._own_lock.release()
 
@@ -305,7 +306,7 @@ class SessionLogStore:
         move = _moves.Move(sid, name, who, when, clock, hope)
         if self.url.get_backend_name() == "postgresql":
             with self._translated(move):
-                return self._advance_postgres(move)
+                return self._on_postgres(lambda pooled: _postgres.advance(pooled, move))
         with self._write(move) as conn:
             return _moves.advance(conn, move)
 
@@ -319,6 +320,10 @@ class SessionLogStore:
         StoreError
             When its rows disagree, or hold a value that is not a RecordStatus.
         """
+        if self.url.get_backend_name() == "postgresql":
+            with self._translated():
+                sid = session_identifier
+                return self._on_postgres(lambda pooled: _postgres.read(pooled, sid)).status
         with self._read() as conn:
             return _moves.read_session(conn, session_identifier).status
 
