@@ -31,10 +31,9 @@ network failed, or the wait was interrupted) is closed, not returned to the pool
 from __future__ import annotations
 
 import select
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -56,6 +55,8 @@ ENTRY_REFUSED: Final = "nexuslims-lifecycle entry refused"
 
 _BAD_TEXT: Final = "22P02"  # invalid_text_representation: a failed guard
 _UNIQUE: Final = "23505"  # unique_violation: the entry's sequence number was taken
+_T = TypeVar("_T")
+_GONE: Final = "26000"  # invalid_sql_statement_name: our prepared statements were dropped
 
 LOCK: Final = (
     "SELECT 1 FROM session_log WHERE session_identifier = $1::text "
@@ -139,8 +140,15 @@ def advance(pooled: PoolProxiedConnection, move: _moves.Move) -> RecordStatus:
     IllegalTransition, FileDelayNotElapsed, MissingEndTime, UnknownSession, StoreError
         As :func:`._moves.advance`; nothing is written.
     sqlalchemy.exc.DBAPIError
-        Any other database error; nothing is written.
+        Any other database error; nothing is written. Or libpq's own failure, such as
+        a lost connection: nothing is written unless it failed after the writes were
+        sent (the second round trip), when whether the move committed is unknown.
     """
+    return _again_if_deallocated(pooled, lambda: _advance(pooled, move))
+
+
+def _advance(pooled: PoolProxiedConnection, move: _moves.Move) -> RecordStatus:
+    """Do :func:`advance`; libpq's own failures leave as psycopg's exceptions."""
     sid = move.session_identifier
     with _Pipeline(pooled) as wire:
         key = [wire.encode(sid)]
@@ -185,10 +193,36 @@ def read(pooled: PoolProxiedConnection, session_identifier: str) -> _moves.Sessi
     sqlalchemy.exc.DBAPIError
         Any database error.
     """
+    return _again_if_deallocated(pooled, lambda: _read(pooled, session_identifier))
+
+
+def _read(pooled: PoolProxiedConnection, session_identifier: str) -> _moves.SessionRows:
+    """Do :func:`read`; libpq's own failures leave as psycopg's exceptions."""
     with _Pipeline(pooled) as wire:
         wire.send(_NAME_READ, [wire.encode(session_identifier)])
         rows = wire.rows(wire.sync()[0])
     return _moves.rows_of(session_identifier, [row[:5] for row in rows])
+
+
+def _again_if_deallocated(pooled: PoolProxiedConnection, run: Callable[[], _T]) -> _T:
+    """Return ``run()``, once more if the statements had been dropped; wrap libpq's failures.
+
+    A ``DEALLOCATE ALL`` on the connection (psycopg sends one after a ROLLBACK once it
+    has prepared queries of its own, and a pooler may send ``DISCARD ALL``) drops the
+    prepared statements; the statement that found one missing did nothing, so they
+    are prepared again and ``run`` runs once more. libpq's own failures (a lost
+    connection, say) are raised as SQLAlchemy's exception, like every statement's.
+    """
+    try:
+        try:
+            return run()
+        except sa.exc.DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != _GONE or not pooled.is_valid:
+                raise
+            pooled.info.pop(_PREPARED, None)
+            return run()
+    except psycopg.Error as error:  # libpq's own failure (not a statement's)
+        raise sa.exc.DBAPIError.instance("(pipeline)", None, error, psycopg.Error) from error
 
 
 def _agreed(sid: str, rows: list[tuple[str | None, ...]]) -> RecordStatus | None:
@@ -300,18 +334,16 @@ class _Pipeline:
 
     def results(self) -> list[PGresult | None]:
         """Send the queued statements without a sync point; return their results."""
-        with _as_dbapi_error():
-            self._pg.send_flush_request()
-            self._open = True
-            return self._collect(sync=False)
+        self._pg.send_flush_request()
+        self._open = True
+        return self._collect(sync=False)
 
     def sync(self) -> list[PGresult | None]:
         """Send the queued statements with a sync point; return their results."""
-        with _as_dbapi_error():
-            self._pg.pipeline_sync()
-            results = self._collect(sync=True)
-            self._open = False
-            return results
+        self._pg.pipeline_sync()
+        results = self._collect(sync=True)
+        self._open = False
+        return results
 
     def rows(self, result: PGresult | None) -> list[tuple[str | None, ...]]:
         """Return the rows of a statement's ``result``, decoded."""
@@ -376,12 +408,3 @@ class _Pipeline:
             self._poll.modify(fd, select.POLLIN)
         else:
             self._poll.poll()
-
-
-@contextmanager
-def _as_dbapi_error() -> Iterator[None]:
-    """Re-raise psycopg's errors (a broken connection, say) as SQLAlchemy's."""
-    try:
-        yield
-    except psycopg.Error as error:
-        raise sa.exc.DBAPIError.instance("(pipeline)", None, error, psycopg.Error) from error
