@@ -485,3 +485,31 @@ def test_a_forked_child_leaves_the_parents_kept_connection_alone(store):
     assert store.advance("s", "fail") is RecordStatus.ERROR
     assert _backend_pid(store) == (pid, raw)
     assert not raw.closed
+
+
+def _prepared_at(raw: Any) -> dict[str, Any]:
+    """Return when each of the move's statements was prepared on ``raw``."""
+    rows = raw.execute(
+        "SELECT name, prepare_time FROM pg_prepared_statements "
+        "WHERE name LIKE 'nexuslims_lifecycle_%'"
+    ).fetchall()
+    raw.commit()
+    return dict(rows)
+
+
+def test_the_statements_are_prepared_afresh_every_so_many_uses(store, monkeypatch):
+    """A generic plan settled on while the table was small does not last for ever."""
+    monkeypatch.setattr(_postgres, "_REPLAN_EVERY", 3)
+    store.advance("s", "end", at=T0)  # use 1 (prepares)
+    pid, raw = _backend_pid(store)
+    first = _prepared_at(raw)
+    assert sorted(first) == sorted(name.decode() for name in _postgres._STATEMENTS)
+    assert store.status("s") is RecordStatus.TO_BE_BUILT  # use 2
+    assert store.advance("s", "fail") is RecordStatus.ERROR  # use 3
+    assert _prepared_at(raw) == first
+    assert store.advance("s", "retry") is RecordStatus.TO_BE_BUILT  # use 4: prepared afresh
+    again = _prepared_at(raw)
+    assert sorted(again) == sorted(first)
+    assert all(again[name] > first[name] for name in first)
+    assert _backend_pid(store) == (pid, raw)  # on the same connection
+    assert [entry.event for entry in store.history("s")] == ["start", "end", "fail", "retry"]

@@ -111,6 +111,15 @@ _STATEMENTS: Final = {
 _NAME_LOCK, _NAME_READ, _NAME_WRITE, _NAME_AGREE = _STATEMENTS
 _PREPARED: Final = "nexuslims_lifecycle_prepared"  # key in the pool's per-connection info
 
+_REPLAN_EVERY: Final = 250
+"""Uses of a connection's prepared statements after which they are prepared afresh.
+
+PostgreSQL plans a prepared statement for its parameters five times, then settles on
+a generic plan, kept until the table's statistics change (autovacuum's ANALYZE). One
+settled on while ``session_log`` was a few pages scans it whole, and keeps doing so
+as it grows until then; preparing afresh bounds that to this many moves, at the cost
+of a few dozen plans per thousand moves."""
+
 _OK: Final = frozenset({pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK})
 _FINE: Final = _OK | {pq.ExecStatus.PIPELINE_ABORTED}  # (an aborted one did not fail itself)
 _SYNC: Final = pq.ExecStatus.PIPELINE_SYNC
@@ -283,7 +292,12 @@ class _Pipeline:
             self._conn.rollback()  # (never expected: the pool returns connections idle)
         self._pg.enter_pipeline_mode()
         info = self._pooled.info
-        if not info.get(_PREPARED):
+        left = info.get(_PREPARED, 0)
+        if left <= 0:
+            if _PREPARED in info:  # prepared before: plan afresh (see _REPLAN_EVERY)
+                for name in _STATEMENTS:
+                    self._pg.send_query_params(b"DEALLOCATE " + name, None)
+                    self._queued.append(("DEALLOCATE", None))
             for name, sql in _STATEMENTS.items():
                 self._pg.send_prepare(name, sql.encode())
                 self._queued.append((sql, None))
@@ -292,7 +306,8 @@ class _Pipeline:
             except BaseException:  # some may be prepared: start afresh on a new connection
                 self._pooled.invalidate()
                 raise
-            info[_PREPARED] = True
+            left = _REPLAN_EVERY
+        info[_PREPARED] = left - 1
         return self
 
     def __exit__(
