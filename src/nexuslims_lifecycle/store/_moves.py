@@ -1,15 +1,16 @@
 """The write transactions of ``start`` and ``advance``, on an open connection.
 
 Each function runs inside one transaction that the caller opened (``BEGIN
-IMMEDIATE`` on SQLite, which serializes writers). On PostgreSQL (READ COMMITTED)
-the session's rows are first locked in id order, the order every writer uses. A
-move is then a compare-and-set: every row goes from the status read to the new one
-only if it still holds the status read, and the history entry is written only if
-every row of the session now holds the new status and its sequence number is free;
-a row, a claim or an entry another writer committed in between turns into a
-conflict, not a half-done move. Any error raised here rolls the whole transaction
-back. The checks of a move (:func:`decide`) and its writes (:func:`write`) are shared
-with the PostgreSQL path of ``advance``, :mod:`._postgres`.
+IMMEDIATE`` on SQLite, which serializes writers; the build queue's claim on
+PostgreSQL, READ COMMITTED, first locks the session's rows in id order, the order
+every writer uses). A move is a compare-and-set: every row goes from the status read
+to the new one only if it still holds the status read, and the history entry is
+written only if every row of the session now holds the new status and its sequence
+number is free; a row, a claim or an entry another writer committed in between
+turns into a conflict, not a half-done move. Any error raised here rolls the whole
+transaction back. What a move is checked against and what it writes (:func:`rows_of`,
+:func:`decide`, :func:`event_row`, :func:`releases_claim`) is shared with the
+PostgreSQL path of ``advance``, :mod:`._postgres`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Every statement the store runs, built once at import.
+"""Every statement the store runs through SQLAlchemy, built once at import.
+
+(PostgreSQL's moves and status reads run :mod:`._postgres`'s own prepared statements.)
 
 Each statement is compiled once per dialect by SQLAlchemy and then run by
 :func:`run` straight on the driver's cursor, inside the transaction SQLAlchemy
@@ -9,8 +11,6 @@ parameters; driver errors are re-raised as SQLAlchemy's exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -27,8 +27,6 @@ __all__ = [
     "SELECT_ROWS_LOCKED",
     "SET_MARKER",
     "UPDATE_STATUS",
-    "batch",
-    "rollback",
     "run",
 ]
 
@@ -163,40 +161,3 @@ def run(conn: sa.Connection, statement: ClauseElement, params: dict[str, Any]) -
     except dbapi.Error as error:
         raise sa.exc.DBAPIError.instance(sql, values, error, dbapi.Error) from error
     return cursor
-
-
-@contextmanager
-def batch(conn: sa.Connection) -> Iterator[None]:
-    """Send the statements run inside as one pipeline on PostgreSQL (psycopg 3).
-
-    A result read inside the block (``fetchone()``) waits for what was sent so far;
-    other results arrive when the block ends. Elsewhere this does nothing.
-    """
-    dbapi: Any = conn.dialect.loaded_dbapi
-    if conn.dialect.name != "postgresql" or not dbapi.Pipeline.is_supported():
-        yield  # (pipeline mode needs libpq >= 14; psycopg[binary] bundles one)
-        return
-    raw: Any = conn.connection.dbapi_connection
-    try:
-        with raw.pipeline():
-            yield
-    except dbapi.Error as error:
-        raise sa.exc.DBAPIError.instance("(pipeline)", None, error, dbapi.Error) from error
-
-
-def rollback(conn: sa.Connection) -> None:
-    """Roll back the driver's transaction after an error inside a :func:`batch`.
-
-    The commands queued after the failed one come back "aborted"; psycopg raises
-    ``PipelineAborted`` for each that is still unread (at most the ``COMMIT``), so
-    the rollback is repeated until those are drained.
-    """
-    raw: Any = conn.connection.dbapi_connection
-    aborted: Any = conn.dialect.loaded_dbapi.errors.PipelineAborted
-    for _ in range(3):
-        try:
-            raw.rollback()
-        except aborted:
-            continue
-        return
-    raw.rollback()
