@@ -8,7 +8,7 @@ entry and every session's rows agree.
 
 Two workloads (``--workload``):
 
-``lifecycle`` (the default; the targets are judged on it)
+``lifecycle`` (the default; the targets are judged on it, and a miss exits 1)
     Each writer drives sessions of its own through whole NexusLIMS lifecycles
     (``_workers.PATHS``: mostly end then complete, some failing, retried, exported
     later, or without reservation or consent), and every tenth attempt races all
@@ -54,6 +54,8 @@ from nexuslims_lifecycle.store._schema import SESSION_LOG, STATUS_HISTORY  # noq
 HOT = 8  # sessions every writer races on in the cycle workload
 SHARE_EVERY = 10  # every tenth attempt goes to a shared session
 INSTRUMENT = "FEI-Titan-TEM-635816"
+TARGETS = {("SQLite file", 4): 1000, ("PostgreSQL", 8): 2000}
+"""Committed transitions/s each scenario must reach (issue 5), on the lifecycle workload."""
 
 
 @dataclass
@@ -198,12 +200,20 @@ def main() -> int:
                 for writers in (1, 8):
                     url = fresh_database(admin, f"bench{writers}")
                     results.append(scenario(label, url, writers, moves, args.workload))
+    judged = args.workload == "lifecycle" and not args.quick
+    print(f"workload: {args.workload}, {moves} attempts per writer")
     print(f"{'backend':<38} {'writers':>7} {'committed':>9} {'conflicts':>9} "
-          f"{'seconds':>8} {'commits/s':>9} {'lost':>4}")  # fmt: skip
+          f"{'seconds':>8} {'commits/s':>9} {'lost':>4}  target")  # fmt: skip
+    failed = False
     for r in results:
+        target = TARGETS.get((r.backend, r.writers)) if judged else None
+        verdict = ""
+        if target is not None:
+            verdict = f">= {target:,}/s: {'PASS' if r.rate >= target else 'FAIL'}"
+            failed |= r.rate < target
         print(f"{r.backend:<38} {r.writers:>7} {r.commits:>9} {r.conflicts:>9} "
-              f"{r.seconds:>8.2f} {r.rate:>9.0f} {r.lost:>4}")  # fmt: skip
-    return 1 if any(r.lost for r in results) else 0
+              f"{r.seconds:>8.2f} {r.rate:>9.0f} {r.lost:>4}  {verdict}")  # fmt: skip
+    return 1 if failed or any(r.lost for r in results) else 0
 
 
 if __name__ == "__main__":
