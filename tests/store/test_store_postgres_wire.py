@@ -513,3 +513,48 @@ def test_the_statements_are_prepared_afresh_every_so_many_uses(store, monkeypatc
     assert all(again[name] > first[name] for name in first)
     assert _backend_pid(store) == (pid, raw)  # on the same connection
     assert [entry.event for entry in store.history("s")] == ["start", "end", "fail", "retry"]
+
+
+def test_a_commit_that_fails_at_the_sync_point_is_a_store_error_writing_nothing(
+    store, postgres_url
+):
+    """A deferred constraint refusing at commit: its error comes ahead of the sync point."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION at_commit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON status_history "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION at_commit()"
+        )
+    before = dump(postgres_url)
+    with pytest.raises(StoreError, match=r"^cannot use .*: refused at commit$"):
+        store.advance("s", "end")
+    assert dump(postgres_url) == before
+    assert _idle_in_transaction(postgres_url) == []
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER at_commit ON status_history")
+    assert store.advance("s", "end") is RecordStatus.TO_BE_BUILT
+
+
+def test_a_kept_connection_left_inside_a_transaction_is_rolled_back_first(store):
+    """Whatever left the connection mid-transaction, the move starts from a clean one."""
+    store.advance("s", "end", at=T0)
+    _pid, raw = _backend_pid(store)
+    raw.execute("SELECT 1")  # psycopg opens a transaction and leaves it open
+    assert raw.pgconn.transaction_status == pq.TransactionStatus.INTRANS
+    assert store.advance("s", "fail") is RecordStatus.ERROR
+    assert raw.pgconn.transaction_status == pq.TransactionStatus.IDLE
+
+
+@pytest.mark.parametrize(
+    ("rows", "agreed"),
+    [
+        ([("ERROR",), ("ERROR",)], RecordStatus.ERROR),
+        ([("ERROR",), ("COMPLETED",)], None),  # rows that disagree: no status now
+        ([("NOT_A_STATUS",)], None),
+    ],
+)
+def test_the_status_reread_after_a_lost_race_is_none_unless_the_rows_agree(rows, agreed):
+    assert _postgres._agreed("s", rows) is agreed

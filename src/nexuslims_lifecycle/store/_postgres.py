@@ -123,6 +123,7 @@ of a few dozen plans per thousand moves."""
 _OK: Final = frozenset({pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK})
 _FINE: Final = _OK | {pq.ExecStatus.PIPELINE_ABORTED}  # (an aborted one did not fail itself)
 _SYNC: Final = pq.ExecStatus.PIPELINE_SYNC
+_OUT_OF_STEP: Final = "the connection broke, or fell out of step with the pipeline"
 
 
 def advance(pooled: PoolProxiedConnection, move: _moves.Move) -> RecordStatus:
@@ -347,23 +348,21 @@ class _Pipeline:
         self._pg.send_query_prepared(name, params)
         self._queued.append((_STATEMENTS[name], params))
 
-    def results(self) -> list[PGresult | None]:
+    def results(self) -> list[PGresult]:
         """Send the queued statements without a sync point; return their results."""
         self._pg.send_flush_request()
         self._open = True
         return self._collect(sync=False)
 
-    def sync(self) -> list[PGresult | None]:
+    def sync(self) -> list[PGresult]:
         """Send the queued statements with a sync point; return their results."""
         self._pg.pipeline_sync()
         results = self._collect(sync=True)
         self._open = False
         return results
 
-    def rows(self, result: PGresult | None) -> list[tuple[str | None, ...]]:
+    def rows(self, result: PGresult) -> list[tuple[str | None, ...]]:
         """Return the rows of a statement's ``result``, decoded."""
-        if result is None:  # (never expected: a result that failed raised)
-            return []
         encoding = self._encoding
         return [
             tuple(
@@ -373,20 +372,22 @@ class _Pipeline:
             for row in range(result.ntuples)
         ]
 
-    def _collect(self, *, sync: bool) -> list[PGresult | None]:
+    def _collect(self, *, sync: bool) -> list[PGresult]:
         """Flush, then collect a result per queued statement (and the sync point's)."""
         while self._pg.flush():  # (reading meanwhile, so that neither side stalls)
             self._wait(write=True)
             self._pg.consume_input()
         queued, self._queued = self._queued, []
-        results: list[PGresult | None] = []
+        results: list[PGresult] = []
         failed: tuple[PGresult, str, Any] | None = None
         for sql, params in queued:
             result = self._next()
+            if result is None:  # (libpq has no result where one is owed: it broke)
+                raise psycopg.OperationalError(_OUT_OF_STEP)
             while self._next() is not None:  # each statement's results end with None
                 pass
             results.append(result)
-            if result is not None and result.status not in _FINE and failed is None:
+            if result.status not in _FINE and failed is None:
                 failed = (result, sql, params)
         if sync:
             # A commit that fails reports its error here, ahead of the sync point.
@@ -394,8 +395,7 @@ class _Pipeline:
             while (point := self._next()) is None or point.status != _SYNC:
                 nothing = nothing + 1 if point is None else 0
                 if nothing > 1 or self._pg.status != pq.ConnStatus.OK:
-                    msg = "the connection broke or fell out of step before the sync point"
-                    raise psycopg.OperationalError(msg)
+                    raise psycopg.OperationalError(_OUT_OF_STEP)
                 if point is not None and failed is None:
                     failed = (point, "COMMIT", None)
         if failed is not None:
