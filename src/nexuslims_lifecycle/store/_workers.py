@@ -148,11 +148,11 @@ def drive(
                 sid = own[attempt % len(own)]
                 status = known.get(sid) or store.status(sid)
             attempt += 1
-            try:
-                known[sid] = store.advance(sid, CYCLE[status], actor=name, expected=status)
-            except TransitionConflict:
+            moved = _attempt(store, sid, CYCLE[status], name, status)
+            if moved is None:
                 conflicts += 1
             else:
+                known[sid] = moved
                 commits += 1
         seconds = time.perf_counter() - began
     results.put({"name": name, "commits": commits, "conflicts": conflicts, "seconds": seconds})
@@ -201,14 +201,22 @@ def live(
                 step += 1
                 if step == len(path):
                     session, step = session + 1, 0
-            try:
-                store.advance(sid, event, actor=name, expected=expected)
-            except TransitionConflict:
+            if _attempt(store, sid, event, name, expected) is None:
                 conflicts += 1
             else:
                 commits += 1
         seconds = time.perf_counter() - began
     results.put({"name": name, "commits": commits, "conflicts": conflicts, "seconds": seconds})
+
+
+def _attempt(
+    store: SessionLogStore, sid: str, event: str, actor: str, expected: RecordStatus | None
+) -> RecordStatus | None:
+    """Try one move; return the new status, or None when another writer won the race."""
+    try:
+        return store.advance(sid, event, actor=actor, expected=expected)
+    except TransitionConflict:
+        return None
 
 
 def _stall_inside_transactions(store: SessionLogStore, seconds: float) -> None:
