@@ -1,31 +1,34 @@
-"""``advance`` on PostgreSQL: two round trips of prepared statements on libpq's pipeline.
+"""``advance`` and ``status`` on PostgreSQL: prepared statements on libpq's pipeline.
 
-The move runs on the pooled psycopg connection's libpq handle (:mod:`psycopg.pq`),
-not through SQLAlchemy or psycopg's cursors, whose Python costs several times what
-the server spends on the move. Each connection prepares the four statements below
-once; a move then sends:
+A move runs on the pooled psycopg connection's libpq handle (:mod:`psycopg.pq`), not
+through SQLAlchemy or psycopg's cursors, whose Python cost several times what the
+server spends on the move. Each connection prepares the four statements below (and
+prepares them afresh every :data:`_REPLAN_EVERY` uses); a move then takes two round
+trips, its statements running in the implicit transaction that the extended query
+protocol opens at the first statement and ends at the next sync point:
 
-1. ``BEGIN``, :data:`LOCK` and :data:`READ`, in one flush. :data:`LOCK` takes the
-   row lock of the session's first row (its START row), the lock every writer of
-   the session takes first, so writers of one session queue there instead of
-   deadlocking. :data:`READ` then reads all of the session's rows and its build
-   claim; it runs after the lock is granted, in a snapshot of its own, so it sees
-   whatever the previous holder committed. The move is checked in Python
-   (:func:`._moves.decide`).
-2. :data:`WRITE`, :data:`AGREE` and ``COMMIT``, in one flush. So the writes must
-   check themselves on the server: :data:`WRITE` moves every row with a
-   compare-and-set, adds the END or RECORD_GENERATION row, appends the history
-   entry (numbered in the same statement) and ends the build claim, in one
-   statement, and fails unless it moved exactly the rows read; :data:`AGREE` then
-   fails unless every row of the session, as committed by anyone by now, holds the
-   new status. A failure aborts the transaction, so the ``COMMIT`` is not carried
-   out; each guard fails with its own label, from which the lost race is told
+1. :data:`LOCK` and :data:`READ`, sent with a flush request instead of a sync point,
+   so the transaction stays open, holding the lock, while Python checks the move
+   (:func:`._moves.decide`). :data:`LOCK` takes the row lock of the session's first
+   row (its START row), the lock every writer of the session takes first, so writers
+   of one session queue there instead of deadlocking. :data:`READ` then reads all of
+   the session's rows and its build claim; it runs after the lock is granted, in a
+   snapshot of its own, so it sees whatever the previous holder committed. A refused
+   move ends the transaction (it only read and locked) with a bare sync point.
+2. :data:`WRITE` and :data:`AGREE`, sent with the sync point, at which the server
+   commits. So the writes must check themselves on the server: :data:`WRITE` moves
+   every row with a compare-and-set, adds the END or RECORD_GENERATION row, appends
+   the history entry (numbered in the same statement) and ends the build claim, and
+   fails unless it moved exactly the rows read; :data:`AGREE` then fails unless every
+   row of the session, as committed by anyone by now, holds the new status. A
+   failure aborts the transaction, which the server then rolls back at the sync
+   point; each guard fails with its own label, from which the lost race is told
    apart. A taken sequence number fails on its unique constraint. Nothing is
    half-written in any case.
 
 Errors come back as SQLAlchemy's exceptions wrapping psycopg's, like every other
 statement of the store. A connection whose state is unknown after an error (the
-network failed, or the wait was interrupted) is closed, not returned to the pool.
+network failed, or a wait was interrupted) is closed, not returned to the pool.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import LifecycleError
 from nexuslims_lifecycle.store import _moves
 
+_T = TypeVar("_T")
+
 __all__ = ["AGREE", "ENTRY_REFUSED", "LOCK", "READ", "ROWS_LOST", "WRITE", "advance", "read"]
 
 ROWS_LOST: Final = "nexuslims-lifecycle rows lost"
@@ -55,7 +60,6 @@ ENTRY_REFUSED: Final = "nexuslims-lifecycle entry refused"
 
 _BAD_TEXT: Final = "22P02"  # invalid_text_representation: a failed guard
 _UNIQUE: Final = "23505"  # unique_violation: the entry's sequence number was taken
-_T = TypeVar("_T")
 _GONE: Final = "26000"  # invalid_sql_statement_name: our prepared statements were dropped
 
 LOCK: Final = (
