@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from _snapshot import dump
+from _triggers import install_trigger
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import StoreError, TransitionConflict
@@ -29,22 +30,11 @@ def store(postgres_url: str) -> Iterator[SessionLogStore]:
         yield opened
 
 
-def _trigger(store: SessionLogStore, table: str, when: str, body: str) -> None:
-    """Install a PL/pgSQL trigger ``when`` (e.g. 'BEFORE UPDATE') FOR EACH ROW on ``table``."""
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"CREATE FUNCTION sneaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} END $$"
-        )
-        conn.exec_driver_sql(
-            f"CREATE TRIGGER sneaky {when} ON {table} FOR EACH ROW EXECUTE FUNCTION sneaky()"
-        )
-
-
 def test_a_row_written_during_the_move_refuses_the_history_entry_and_writes_nothing(
     store, postgres_url
 ):
     """Another writer's row landing after the update: the history guard aborts everything."""
-    _trigger(
+    install_trigger(
         store,
         "session_log",
         "AFTER UPDATE",
@@ -64,7 +54,7 @@ def test_a_row_that_did_not_move_fails_the_compare_and_set_and_reports_the_statu
 ):
     """Fewer rows moved than were read: the update guard aborts, ``.current`` is re-read."""
     store.advance("s", "end", at=T0)
-    _trigger(
+    install_trigger(
         store,
         "session_log",
         "BEFORE UPDATE",
@@ -81,7 +71,7 @@ def test_a_row_that_did_not_move_fails_the_compare_and_set_and_reports_the_statu
 
 def test_a_taken_history_sequence_number_is_a_conflict_that_writes_nothing(store, postgres_url):
     """Another writer's entry took the next number first: a conflict, rolled back."""
-    _trigger(
+    install_trigger(
         store,
         "status_history",
         "BEFORE INSERT",
@@ -107,7 +97,7 @@ def test_other_errors_while_committing_the_writes_are_store_errors_writing_nothi
     store, postgres_url, body, message
 ):
     """A failure that is no guard's (even one of the same SQLSTATE) is not a conflict."""
-    _trigger(store, "status_history", "BEFORE INSERT", body)
+    install_trigger(store, "status_history", "BEFORE INSERT", body)
     before = dump(postgres_url)
     with pytest.raises(StoreError, match=f"cannot use .*{message}"):
         store.advance("s", "end")
@@ -119,7 +109,7 @@ def test_other_errors_while_committing_the_writes_are_store_errors_writing_nothi
 
 def test_the_store_keeps_working_after_a_lost_race(store):
     """The connection of an aborted move goes back to the pool usable."""
-    _trigger(
+    install_trigger(
         store,
         "status_history",
         "BEFORE INSERT",

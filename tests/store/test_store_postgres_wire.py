@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from _snapshot import dump
+from _triggers import install_trigger
 from psycopg import pq
 
 from nexuslims_lifecycle.enums import RecordStatus
@@ -358,15 +359,7 @@ def test_each_guard_label_is_in_its_own_statement_only():
 @pytest.mark.parametrize("label", [_postgres.ROWS_LOST, _postgres.ENTRY_REFUSED])
 def test_a_guard_label_in_another_error_is_a_store_error_not_a_conflict(store, postgres_url, label):
     """A trigger raising (SQLSTATE P0001) with a guard's label in its text: not a lost race."""
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE FUNCTION sneaky() RETURNS trigger LANGUAGE plpgsql AS "
-            f"$$ BEGIN RAISE EXCEPTION '{label}'; END $$"
-        )
-        conn.exec_driver_sql(
-            "CREATE TRIGGER sneaky BEFORE INSERT ON status_history "
-            "FOR EACH ROW EXECUTE FUNCTION sneaky()"
-        )
+    install_trigger(store, "status_history", "BEFORE INSERT", f"RAISE EXCEPTION '{label}';")
     before = dump(postgres_url)
     with pytest.raises(StoreError, match=f"^cannot use .*: {label}$"):
         store.advance("s", "end")
