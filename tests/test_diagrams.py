@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from expected_table import EXPECTED
 from nexuslims_lifecycle import MissingExtra, UnknownFormat, UnknownStatus
 from nexuslims_lifecycle._diagram_model import build_model
 from nexuslims_lifecycle._diagram_text import _quote
+from nexuslims_lifecycle._fontconfig import bundled_fontconfig, configure_bundled_fontconfig
 from nexuslims_lifecycle.diagrams import FORMATS, render
 from nexuslims_lifecycle.enums import RecordStatus as S
 
@@ -250,6 +252,102 @@ def test_png_is_a_real_image() -> None:
     assert width > 600
     assert height > 200
     assert data[-8:-4] == b"IEND"
+
+
+def draw_in_a_fresh_process(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter: fontconfig starts once per process."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("fmt", ["svg", "png"])
+def test_image_command_prints_only_its_own_line(tmp_path: Path, fmt: str) -> None:
+    """No Fontconfig warning (or anything else) besides the command's own line."""
+    pytest.importorskip("pygraphviz", reason="the 'render' extra is not installed")
+    target = tmp_path / f"lifecycle.{fmt}"
+    done = subprocess.run(
+        [sys.executable, "-m", "nexuslims_lifecycle", "diagram", "--format", fmt, "-o", target],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr == f"wrote {fmt} diagram to {target}\n"
+    assert target.stat().st_size > 1000
+
+
+def test_svg_on_stdout_comes_alone() -> None:
+    pytest.importorskip("pygraphviz", reason="the 'render' extra is not installed")
+    done = subprocess.run(
+        [sys.executable, "-m", "nexuslims_lifecycle", "diagram", "--format", "svg"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == render("svg")
+
+
+RESET_DIRS_SAMPLE = Path("/usr/share/fontconfig/conf.avail/05-reset-dirs-sample.conf")
+
+
+def test_bundled_fontconfig_left_alone_warns_on_this_host() -> None:
+    """The cause is real here: pygraphviz drawing by itself prints the warning we avoid."""
+    pygraphviz = pytest.importorskip("pygraphviz", reason="the 'render' extra is not installed")
+    if bundled_fontconfig(pygraphviz) is None or not RESET_DIRS_SAMPLE.exists():
+        pytest.skip("needs pygraphviz's bundled fontconfig on a host with fontconfig >= 2.14")
+    done = draw_in_a_fresh_process(
+        "import pygraphviz\n"
+        "pygraphviz.AGraph(string='digraph { a -> b }').draw(format='svg', prog='dot')\n"
+    )
+    assert done.returncode == 0
+    assert f'Fontconfig warning: "{RESET_DIRS_SAMPLE}", line 6: unknown element "reset-dirs"' in (
+        done.stderr
+    )
+
+
+def test_bundled_fontconfig_takes_our_configuration() -> None:
+    pygraphviz = pytest.importorskip("pygraphviz", reason="the 'render' extra is not installed")
+    if bundled_fontconfig(pygraphviz) is None:
+        pytest.skip("this pygraphviz uses the system's fontconfig: nothing to configure")
+    done = draw_in_a_fresh_process(
+        "import pygraphviz\n"
+        "from nexuslims_lifecycle._fontconfig import configure_bundled_fontconfig as configure\n"
+        "print(configure(pygraphviz), configure(pygraphviz))\n"
+        "pygraphviz.AGraph(string='digraph { a -> b }').draw(format='png', prog='dot')\n"
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True True\n", "")
+
+
+def test_a_configuration_fontconfig_cannot_load_leaves_its_own() -> None:
+    """Were our file missing, fontconfig says so, and starts as it would have without us."""
+    pygraphviz = pytest.importorskip("pygraphviz", reason="the 'render' extra is not installed")
+    if bundled_fontconfig(pygraphviz) is None:
+        pytest.skip("this pygraphviz uses the system's fontconfig: nothing to configure")
+    done = draw_in_a_fresh_process(
+        "import pygraphviz\n"
+        "from nexuslims_lifecycle import _fontconfig\n"
+        "_fontconfig._CONFIG_NAME = 'no-such-fonts.conf'\n"
+        "print(_fontconfig.configure_bundled_fontconfig(pygraphviz))\n"
+        "pygraphviz.AGraph(string='digraph { a -> b }').draw(format='svg', prog='dot')\n"
+    )
+    assert (done.returncode, done.stdout) == (0, "False\n")
+    assert "Fontconfig error: Cannot load config file" in done.stderr
+    assert "no-such-fonts.conf" in done.stderr
+
+
+def test_without_a_bundled_fontconfig_nothing_is_configured(tmp_path: Path) -> None:
+    """A pygraphviz built against the system's Graphviz has no .libs directory."""
+    package = tmp_path / "pygraphviz"
+    package.mkdir()
+    module = types.ModuleType("pygraphviz")
+    module.__file__ = str(package / "__init__.py")
+    assert bundled_fontconfig(module) is None
+    assert configure_bundled_fontconfig(module) is False
+    (tmp_path / "pygraphviz.libs").mkdir()
+    (tmp_path / "pygraphviz.libs" / "libfontconfig-0123abcd.so.1.12.0").touch()
+    assert bundled_fontconfig(module) == tmp_path / "pygraphviz.libs" / (
+        "libfontconfig-0123abcd.so.1.12.0"
+    )
 
 
 # --- determinism ---------------------------------------------------------------------

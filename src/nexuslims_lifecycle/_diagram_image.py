@@ -5,6 +5,12 @@ rest of the package works without it. Its wheels bundle Graphviz, so no system
 ``dot`` binary is needed. Graphviz writes its own version into an SVG comment: that
 comment is removed, so the same DOT gives the same bytes with any Graphviz release
 that lays it out the same way. Graphviz's PNG has no time or version chunk.
+
+Text is measured and drawn with the fonts that fontconfig finds. The fontconfig
+bundled in pygraphviz's wheels is given our own configuration first (see
+:mod:`nexuslims_lifecycle._fontconfig`): the host's would make it print a warning on
+every render, and ours picks the same font (DejaVu Sans where installed) on every
+machine, so the same DOT gives the same layout.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import importlib
 import re
 from typing import Final, Literal
 
+from nexuslims_lifecycle._fontconfig import configure_bundled_fontconfig
 from nexuslims_lifecycle.errors import MissingExtra
 
 __all__ = ["render_image"]
@@ -32,6 +39,7 @@ def render_image(dot: str, fmt: Literal["svg", "png"]) -> bytes:
         pygraphviz = importlib.import_module("pygraphviz")
     except ImportError as error:
         raise MissingExtra("pygraphviz", "render", f"{fmt.upper()} output") from error
+    configure_bundled_fontconfig(pygraphviz)
     graph = pygraphviz.AGraph(string=dot)
     data = bytes(graph.draw(format=fmt, prog="dot"))
     return _GENERATOR_COMMENT.sub(b"", data) if fmt == "svg" else data
