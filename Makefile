@@ -41,7 +41,8 @@ diagrams: $(VENV)/.demo-installed
 	$(BIN)/nexuslims-lifecycle diagram --format mermaid -o docs/lifecycle.mmd
 	$(BIN)/nexuslims-lifecycle diagram --format markdown -o docs/lifecycle-table.md
 
-# Mermaid's own parser (npm), used by tests/test_diagrams.py to validate the output.
+# Mermaid (npm, pinned by the lock file): its parser validates our output in
+# tests/test_diagrams.py, and the docs serve its browser build from _static/mermaid/.
 mermaid-parser: tests/mermaid/node_modules/.package-lock.json
 
 tests/mermaid/node_modules/.package-lock.json: tests/mermaid/package-lock.json
@@ -61,7 +62,8 @@ bench-audit: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/audit.py
 
 # -E: read every page afresh, so a warning is never hidden by an incremental build.
-docs: $(VENV)/.test-installed
+# The site serves Mermaid itself (copied from tests/mermaid's npm package), offline.
+docs: $(VENV)/.test-installed mermaid-parser
 	$(BIN)/sphinx-build -E -W --keep-going -n -b html docs docs/_build/html
 
 clean:

@@ -13,7 +13,7 @@ from importlib.metadata import version as _version
 from pathlib import Path
 
 _HERE = Path(__file__).parent
-sys.path.insert(0, str(_HERE / "_ext"))  # numpydoc_parser and autodoc2_renderer, below
+sys.path.insert(0, str(_HERE / "_ext"))  # numpydoc_parser, autodoc2_renderer, offline_mermaid
 
 project = "nexuslims-lifecycle"
 author = "nexuslims-lifecycle developers"
@@ -27,6 +27,7 @@ extensions = [
     "sphinx.ext.napoleon",  # only its config values: numpydoc_parser converts with it
     "sphinx_click",
     "sphinxcontrib.mermaid",
+    "offline_mermaid",  # serves Mermaid from _static: no page needs the network
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
@@ -38,6 +39,13 @@ exclude_patterns = ["_build", "_ext", "conftest.py", "lifecycle-table.md"]
 myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
 myst_heading_anchors = 3
 myst_fence_as_directive = ["mermaid"]  # ```mermaid fences render as diagrams
+
+# -- Mermaid, offline ------------------------------------------------------------
+# Laboratory networks often cannot reach the internet, so no page loads anything from
+# outside the site: Mermaid comes from the npm package that `make mermaid-parser`
+# installs (pinned in tests/mermaid/package-lock.json), copied into _static/mermaid/
+# by docs/_ext/offline_mermaid.py, which also sets mermaid_use_local to it.
+offline_mermaid_package = "../tests/mermaid/node_modules/mermaid"
 
 # -- API reference: sphinx-autodoc2 ------------------------------------------
 # The whole package is analysed, so a module another branch adds (diagrams, store,

@@ -1,13 +1,23 @@
-"""Shared test configuration: Hypothesis profiles first (HYPOTHESIS_PROFILE=dev|ci)."""
+"""Shared test configuration: Hypothesis profiles (HYPOTHESIS_PROFILE=dev|ci), the built docs."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
+
+from docs_site import build_docs
 
 # dev: quick feedback while editing. ci: thorough (stateful tests run 2,000 programs),
 # no deadline (no timed assertions in tests), and a failure prints the blob that replays it.
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile("ci", max_examples=2000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session")
+def built_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTML docs, built once per test run as ``make docs`` builds them."""
+    return build_docs(tmp_path_factory.mktemp("docs"))

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from docs_site import MERMAID_DIR, install_mermaid
 from expected_table import EXPECTED
 from nexuslims_lifecycle import MissingExtra, UnknownFormat, UnknownStatus
 from nexuslims_lifecycle._diagram_model import build_model
@@ -26,7 +26,6 @@ from nexuslims_lifecycle._fontconfig import bundled_fontconfig, configure_bundle
 from nexuslims_lifecycle.diagrams import FORMATS, render
 from nexuslims_lifecycle.enums import RecordStatus as S
 
-MERMAID_DIR = Path(__file__).parent / "mermaid"
 GUARDED = (S.TO_BE_BUILT, S.NO_FILES_FOUND, "find_no_files [file_delay_elapsed]")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -95,26 +94,7 @@ def test_mermaid_highlight_marks_exactly_that_status(status: S) -> None:
 @pytest.fixture(scope="module")
 def mermaid_parse() -> Callable[[list[str]], list[dict[str, Any]]]:
     """Mermaid's own parser (npm ``mermaid`` + ``jsdom``), installed on first use."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip(
-            "node/npm not on PATH: Mermaid's own parser (an npm package) cannot run; "
-            "install Node.js >= 20 and npm to run this check"
-        )
-    if not (MERMAID_DIR / "node_modules" / "mermaid").is_dir():
-        install = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=MERMAID_DIR,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        if install.returncode != 0:
-            pytest.fail(
-                f"npm ci in {MERMAID_DIR} failed (run `make mermaid-parser`):\n"
-                f"{install.stderr[-3000:]}"
-            )
+    node = install_mermaid()
 
     def parse(documents: list[str]) -> list[dict[str, Any]]:
         done = subprocess.run(
