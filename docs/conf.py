@@ -104,3 +104,6 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_static_path: list[str] = []
+# The theme's colour mode on a first visit. Left empty, its script logs
+# "Got invalid theme mode" as a console error on every page (the browser test sees it).
+html_context = {"default_mode": "auto"}
