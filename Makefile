@@ -35,11 +35,13 @@ pytest: $(VENV)/.test-installed
 
 test: lint typecheck pytest docs
 
-# The lifecycle diagram and table in docs/ are generated from the rules; a test fails
-# when the committed copies differ from what `make diagrams` would write.
-diagrams: $(VENV)/.demo-installed
+# The lifecycle diagrams and table in docs/ are generated from the rules; a test fails
+# when the committed copies differ from what `make diagrams` would write. The SVG (the
+# README's picture) needs the render extra, which the test install has.
+diagrams: $(VENV)/.test-installed
 	$(BIN)/nexuslims-lifecycle diagram --format mermaid -o docs/lifecycle.mmd
 	$(BIN)/nexuslims-lifecycle diagram --format markdown -o docs/lifecycle-table.md
+	$(BIN)/nexuslims-lifecycle diagram --format svg -o docs/lifecycle.svg
 
 # Mermaid (npm, pinned by the lock file): its parser validates our output in
 # tests/test_diagrams.py, and the docs serve its browser build from _static/mermaid/.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -462,13 +463,28 @@ def test_sqlite_demo_shows_the_diagram_then_ends_with_a_clean_audit(tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    ("path", "fmt"), [("lifecycle.mmd", "mermaid"), ("lifecycle-table.md", "markdown")]
+    ("path", "fmt"),
+    [("lifecycle.mmd", "mermaid"), ("lifecycle-table.md", "markdown"), ("lifecycle.svg", "svg")],
 )
 def test_committed_docs_match_what_the_rules_produce(path: str, fmt: str) -> None:
-    """docs/ holds exactly what `make diagrams` writes; run it after changing the rules."""
+    """docs/ holds exactly what `make diagrams` writes; run it after changing the rules.
+
+    The SVG is laid out with the renderer's fonts (DejaVu Sans, see _render_fonts.conf),
+    so it is the same on every machine that has them, as Debian's fontconfig does.
+    """
+    if fmt == "svg":
+        pytest.importorskip("pygraphviz", reason="the 'render' extra is not installed")
     result = run("diagram", "--format", fmt)
     committed = (DOCS / path).read_text(encoding="utf-8")
     assert committed == result.stdout, f"docs/{path} is stale: run `make diagrams`"
+
+
+def test_readme_shows_the_generated_svg() -> None:
+    """The README's picture is the committed SVG, so a code host shows it as is."""
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    assert re.search(
+        r"^!\[The NexusLIMS record lifecycle: [^]]+\]\(docs/lifecycle\.svg\)$", readme, re.M
+    )
 
 
 def test_lifecycle_page_embeds_the_generated_files() -> None:
