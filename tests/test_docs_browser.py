@@ -17,8 +17,6 @@ from browser import REQUIRE_ENV, find_chromium, offline_browser, serve
 from docs_site import ROOT
 from nexuslims_lifecycle.enums import RecordStatus
 
-pytestmark = pytest.mark.slow
-
 SCREENSHOT = ROOT / "docs" / "_build" / "browser" / "lifecycle.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RENDERED = '.mermaid[data-processed="true"] svg'
@@ -46,6 +44,7 @@ def chromium() -> str:
     return find_chromium()
 
 
+@pytest.mark.slow
 def test_lifecycle_page_draws_every_status_offline(
     chromium: str, built_docs: Path, tmp_path: Path
 ) -> None:
@@ -60,6 +59,7 @@ def test_lifecycle_page_draws_every_status_offline(
     assert shot.read_bytes()[:8] == PNG_SIGNATURE
 
 
+@pytest.mark.slow
 def test_hooks_flowchart_draws_offline_from_a_subdirectory(
     chromium: str, built_docs: Path, tmp_path: Path
 ) -> None:
@@ -84,6 +84,7 @@ await mermaid.run();
 """
 
 
+@pytest.mark.slow
 def test_a_page_that_needs_the_network_fails_here(chromium: str, tmp_path: Path) -> None:
     """The harness can fail: a CDN import and an address are unreachable, errors are seen."""
     (tmp_path / "site").mkdir()

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 # A reference leaves the site when it names a scheme (https:, http:, ftp:...) or a
 # host (//cdn.example.org/...). data: URIs are part of the page itself.
 _OUTSIDE = re.compile(r"^\s*(?:(?!data:)[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
@@ -191,6 +189,7 @@ def test_checker_reports_a_page_that_loads_from_a_cdn(tmp_path: Path) -> None:
 # --- the built site -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_built_page_fetches_from_outside_the_site(built_docs: Path) -> None:
     """Scripts, modules, stylesheets, fonts, images, preloads, icons: all from the site."""
     pages = list(built_docs.rglob("*.html"))
@@ -198,6 +197,7 @@ def test_no_built_page_fetches_from_outside_the_site(built_docs: Path) -> None:
     assert outside_references(built_docs) == {}
 
 
+@pytest.mark.slow
 def test_diagram_pages_import_mermaid_from_the_site(built_docs: Path) -> None:
     """Pages with a diagram import the copy in _static, which exists with its chunks."""
     for page, entry in [("lifecycle.html", "./_static"), ("guide/sessions.html", "../_static")]:

@@ -47,7 +47,7 @@ def check_package(app: Sphinx) -> None:
     LOGGER.info("serving Mermaid %s from _static/mermaid/", version)
 
 
-def use_local_mermaid(app: Sphinx, config: Config) -> None:
+def use_local_mermaid(_app: Sphinx, config: Config) -> None:
     """Point sphinxcontrib-mermaid at the copy in ``_static`` instead of its CDN."""
     config.mermaid_use_local = f"mermaid/{ENTRY}"
 
