@@ -134,7 +134,7 @@ def _refused_move(store: SessionLogStore, console: Console, sid: str) -> None:
         store.advance(sid, "retry", actor="operator")
     except IllegalTransition as error:
         console.print(f"[red]refused[/]: {error}")
-    else:  # pragma: no cover - COMPLETED is terminal
+    else:  # pragma: no cover - only reprocess leaves COMPLETED
         msg = "the demo's illegal move was not refused"
         raise LifecycleError(msg)
 

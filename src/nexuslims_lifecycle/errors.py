@@ -117,7 +117,7 @@ class IllegalTransition(LifecycleError, ValueError):
     event
         The event that was tried.
     allowed
-        The events that are legal from ``status`` (empty for a terminal status).
+        The events that are legal from ``status`` (empty when no event leaves it).
     index
         Position of the offending event in a replayed sequence, if any.
     """
@@ -138,7 +138,7 @@ class IllegalTransition(LifecycleError, ValueError):
         legal = (
             f"legal from there: {', '.join(self.allowed)}"
             if self.allowed
-            else f"{status} is terminal: no event leaves it"
+            else f"no event leaves {status}"
         )
         msg = f"{where}cannot {event!r} from {status}: {legal}"
         super().__init__(msg)
