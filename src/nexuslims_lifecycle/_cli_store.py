@@ -161,22 +161,31 @@ def cmd_history(db: str, sid: str, *, as_json: bool) -> None:
 )
 @_db_command()
 def cmd_sessions(db: str, *, status: str | None, as_json: bool) -> None:
-    """List the sessions, oldest first, as they are read (streamed)."""
+    """List the sessions, oldest first, as they are read (streamed).
+
+    A session being built (NexusLIMS's builder, or a claim, has its build row in
+    progress) shows TO_BE_BUILT with "building"; one whose rows disagree shows "?"
+    and the problem (the audit says how to repair it).
+    """
     with _store(db) as store:
         for info in store.sessions(status):
+            shown = "?" if info.status is None else info.status.value
             if as_json:
                 record = {
                     "session_identifier": info.session_identifier,
                     "instrument": info.instrument,
                     "user": info.user,
-                    "status": info.status.value,
+                    "status": None if info.status is None else info.status.value,
+                    "being_built": info.being_built,
                     "started_at": info.started_at,
+                    "problem": info.problem,
                 }
                 click.echo(json.dumps(record))
             else:
+                mark = "building" if info.being_built else ("rows disagree" if info.problem else "")
                 click.echo(
-                    f"{info.status.value:<18} {info.instrument:<26} {info.user or '-':<10} "
-                    f"{info.session_identifier}"
+                    f"{shown:<18} {mark:<13} {info.instrument:<26} {info.user or '-':<10} "
+                    f"{info.session_identifier}".rstrip()
                 )
 
 

@@ -146,7 +146,8 @@ def _sessions_table(store: SessionLogStore) -> Table:
     for column in ("session", "instrument", "user", "status"):
         table.add_column(column, no_wrap=True)
     for info in store.sessions():
-        status = info.status.value
+        status = "?" if info.status is None else info.status.value
+        status += " (building)" if info.being_built else ""
         table.add_row(_short(info.session_identifier), info.instrument, info.user or "", status)
     return table
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 _END = EventType.END.value
+_START = EventType.START.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +71,58 @@ class Move:
 
 @dataclass(frozen=True, slots=True)
 class SessionRows:
-    """What one read of a session's ``session_log`` rows found."""
+    """What one read of a session's ``session_log`` rows found.
+
+    ``being_built`` is NexusLIMS's mark of a build under way (or crashed): a
+    RECORD_GENERATION row still WAITING_FOR_END beside TO_BE_BUILT rows.
+    """
 
     status: RecordStatus
     count: int
     instrument: str
     user: str | None
     ended_at: str | None
+    being_built: bool = False
+
+
+_BUILD: Final = EventType.RECORD_GENERATION.value
+_WAITING: Final = RecordStatus.WAITING_FOR_END.value
+_QUEUED: Final = RecordStatus.TO_BE_BUILT.value
+
+
+def is_build_row(event_type: str, record_status: str) -> bool:
+    """Return whether a row is a build in progress: RECORD_GENERATION, still WAITING_FOR_END.
+
+    NexusLIMS's record builder inserts such a row when it starts building a session
+    and sets it, with every other row of the session, to the outcome when it is done.
+    """
+    return event_type == _BUILD and record_status == _WAITING
+
+
+def session_status(
+    session_identifier: str, values: set[str], building: int
+) -> tuple[RecordStatus, bool]:
+    """Return a session's status and whether it is being built, from what its rows hold.
+
+    Parameters
+    ----------
+    session_identifier
+        The session, for messages.
+    values
+        The statuses of its rows that are not builds in progress (:func:`is_build_row`).
+    building
+        How many of its rows are builds in progress.
+
+    Raises
+    ------
+    StoreError
+        When the rows disagree, or hold a value that is not a RecordStatus.
+    """
+    if building and values <= {_QUEUED}:
+        return RecordStatus.TO_BE_BUILT, True
+    if building:
+        values = values | {_WAITING}
+    return agreed_status(session_identifier, values), False
 
 
 def agreed_status(session_identifier: str, values: set[str]) -> RecordStatus:
@@ -119,9 +165,18 @@ def rows_of(session_identifier: str, rows: list[Any]) -> SessionRows:
     if not rows:
         raise UnknownSession(session_identifier)
     # Columns: record_status, instrument, user, event_type, timestamp.
-    status = agreed_status(session_identifier, {row[0] for row in rows})
+    settled = {row[0] for row in rows if not is_build_row(row[3], row[0])}
+    status, being_built = session_status(session_identifier, settled, len(rows) - _count(rows))
     ends = [row[4] for row in rows if row[3] == _END]
-    return SessionRows(status, len(rows), rows[0][1], rows[0][2], (ends or [None])[-1])
+    start = next((row for row in rows if row[3] == _START), rows[0])
+    return SessionRows(
+        status, len(rows), start[1], start[2], (ends or [None])[-1], being_built=being_built
+    )
+
+
+def _count(rows: list[Any]) -> int:
+    """Return how many of ``rows`` are not builds in progress."""
+    return sum(1 for row in rows if not is_build_row(row[3], row[0]))
 
 
 def _locks(conn: sa.Connection) -> bool:
@@ -257,13 +312,13 @@ def event_row(move: Move, rows: SessionRows, *, claimed: bool) -> EventType | No
     """Return the event type of the session_log row a move adds, if any.
 
     That is END for ``end``, and RECORD_GENERATION for a build outcome (a move out of
-    TO_BE_BUILT) that no claim marked yet. A claimed build already has its
-    RECORD_GENERATION row (written by the claim, as NexusLIMS writes one when an
-    attempt starts), so its outcome adds none.
+    TO_BE_BUILT) of a session not being built. A session being built already has its
+    RECORD_GENERATION row (written by NexusLIMS's builder, or by our claim, when the
+    attempt started), which the outcome moves with the other rows; it adds none.
     """
     if move.event == "end":
         return EventType.END
-    if rows.status is RecordStatus.TO_BE_BUILT and not claimed:
+    if rows.status is RecordStatus.TO_BE_BUILT and not (claimed or rows.being_built):
         return EventType.RECORD_GENERATION
     return None
 
@@ -282,7 +337,9 @@ def write(
     """
     sid = move.session_identifier
     moved = _sql.run(
-        conn, _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
+        conn,
+        _sql.UPDATE_STATUS,
+        {"sid": sid, "old": rows.status.value, "building": rows.being_built, "new": dest.value},
     )
     kind = event_row(move, rows, claimed=holder is not None)
     if kind is not None:

@@ -42,15 +42,34 @@ class _Lost(Exception):
 def _candidate(conn: sa.Connection, now_text: str, skip: set[str]) -> str | None:
     """Return the oldest TO_BE_BUILT session without a live claim, locking its START row.
 
-    Every writer locks a session's rows in id order, START first, so locking the
-    START row here cannot deadlock with a move of the same session.
+    A session that NexusLIMS's own builder is building (a RECORD_GENERATION row still
+    WAITING_FOR_END, and no claim of ours) is passed over: NexusLIMS cannot see our
+    claims, so taking it would build it twice. One whose claim of ours expired is
+    taken over. Every writer locks a session's rows in id order, START first, so
+    locking the START row here cannot deadlock with a move of the same session.
     """
-    live = sa.exists().where(
-        _CLAIM.session_identifier == _LOG.session_identifier, _CLAIM.expires_at > now_text
+    claims = sa.select(_CLAIM.session_identifier).where(
+        _CLAIM.session_identifier == _LOG.session_identifier
+    )
+    live = claims.where(_CLAIM.expires_at > now_text).exists()
+    other = SESSION_LOG.alias("build")
+    building = (
+        sa.select(other.c.id_session_log)
+        .where(
+            other.c.session_identifier == _LOG.session_identifier,
+            other.c.event_type == EventType.RECORD_GENERATION.value,
+            other.c.record_status == RecordStatus.WAITING_FOR_END.value,
+        )
+        .exists()
     )
     query = (
         sa.select(_LOG.session_identifier)
-        .where(_LOG.event_type == EventType.START.value, _LOG.record_status == _TBB, ~live)
+        .where(
+            _LOG.event_type == EventType.START.value,
+            _LOG.record_status == _TBB,
+            ~live,
+            sa.or_(claims.exists(), ~building),
+        )
         .order_by(_LOG.id_session_log)
         .limit(1)
     )
@@ -86,9 +105,15 @@ def _take_lease(conn: sa.Connection, claim: Claim, now_text: str) -> str | None:
 
 
 def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
-    """Re-assert TO_BE_BUILT on every row and write the attempt's RECORD_GENERATION row."""
+    """Re-assert TO_BE_BUILT on every row and write the attempt's RECORD_GENERATION row.
+
+    The row is the one NexusLIMS's builder writes when it starts a build:
+    RECORD_GENERATION, WAITING_FOR_END, so the session reads as *being built* until
+    the outcome moves every row.
+    """
     rows = read_session(conn, sid, lock=True)
-    touched = _sql.run(conn, _sql.UPDATE_STATUS, {"sid": sid, "old": _TBB, "new": _TBB}).rowcount
+    params = {"sid": sid, "old": _TBB, "building": rows.being_built}
+    touched = _sql.run(conn, _sql.TOUCH_STATUS, params).rowcount
     if rows.status is not RecordStatus.TO_BE_BUILT or touched != rows.count:
         raise _Lost
     marker = insert_row(
@@ -98,7 +123,7 @@ def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
             "instrument": rows.instrument,
             "timestamp": at_text,
             "event_type": EventType.RECORD_GENERATION.value,
-            "record_status": _TBB,
+            "record_status": RecordStatus.WAITING_FOR_END.value,
             "user": rows.user,
         },
     )

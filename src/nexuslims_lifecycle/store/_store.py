@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import PoolProxiedConnection
 
-from nexuslims_lifecycle.enums import RecordStatus
+from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import StoreError, TransitionConflict
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _moves, _postgres, _queue
@@ -348,31 +348,25 @@ class SessionLogStore:
     def sessions(self, status: RecordStatus | str | None = None) -> Iterator[SessionInfo]:
         """Yield every session (or those in ``status``), oldest first, streamed.
 
+        A session being built (see :class:`SessionInfo`) is TO_BE_BUILT. A session
+        whose rows disagree is listed with status None and the problem, never skipped
+        and never an error: finding and repairing it is the audit's job. Asked for
+        one ``status``, only sessions whose rows agree on it are listed.
+
         Raises
         ------
         UnknownStatus
             For a ``status`` that is not a RecordStatus.
-        StoreError
-            At a session whose rows disagree or hold an unknown status.
         """
         wanted = None if status is None else parse_status(status).value
-        query = sa.select(
-            _LOG.session_identifier,
-            sa.func.min(_LOG.instrument).label("instrument"),
-            sa.func.max(_LOG.user).label("user"),
-            sa.func.min(_LOG.record_status).label("low"),
-            sa.func.max(_LOG.record_status).label("high"),
-            sa.func.min(_LOG.timestamp).label("started_at"),
-        ).group_by(_LOG.session_identifier)
+        query = _SESSIONS
         if wanted is not None:
-            query = query.having(sa.func.max(_LOG.record_status) == wanted)
-        query = query.order_by(sa.func.min(_LOG.id_session_log))
+            query = query.having(sa.func.max(_SETTLED) == wanted)
         with self._read(stream=True) as conn:
             for row in conn.execution_options(yield_per=500).execute(query):
-                found = _moves.agreed_status(row.session_identifier, {row.low, row.high})
-                yield SessionInfo(
-                    row.session_identifier, row.instrument, row.user, found, row.started_at
-                )
+                info = _session_info(row)
+                if wanted is None or info.status is not None:
+                    yield info
 
     def claim_next(
         self, worker: str, *, lease: timedelta | float, now: datetime | None = None
@@ -410,6 +404,50 @@ class SessionLogStore:
                 return _queue.claim_next(self._write, who, span, clock)
             except TransitionConflict:  # pragma: no cover - a PostgreSQL deadlock victim
                 continue
+
+
+_START = EventType.START.value
+
+
+def _of_start(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """Return ``column`` on the START row, NULL on the others (for an aggregate)."""
+    return sa.case((_LOG.event_type == _START, column))
+
+
+_IS_BUILD = sa.and_(
+    _LOG.event_type == EventType.RECORD_GENERATION.value,
+    _LOG.record_status == RecordStatus.WAITING_FOR_END.value,
+)
+_SETTLED = sa.case((~_IS_BUILD, _LOG.record_status))
+_SESSIONS = (
+    sa.select(
+        _LOG.session_identifier,
+        sa.func.coalesce(
+            sa.func.min(_of_start(_LOG.instrument)), sa.func.min(_LOG.instrument)
+        ).label("instrument"),
+        sa.func.min(_of_start(_LOG.user)).label("user"),
+        sa.func.min(_SETTLED).label("low"),
+        sa.func.max(_SETTLED).label("high"),
+        sa.func.sum(sa.case((_IS_BUILD, 1), else_=0)).label("building"),
+        sa.func.coalesce(sa.func.min(_of_start(_LOG.timestamp)), sa.func.min(_LOG.timestamp)).label(
+            "started_at"
+        ),
+    )
+    .group_by(_LOG.session_identifier)
+    .order_by(sa.func.min(_LOG.id_session_log))
+)
+"""Every session, one row each: the columns of :class:`SessionInfo`, oldest first."""
+
+
+def _session_info(row: Any) -> SessionInfo:
+    """Return one row of :data:`_SESSIONS` as a SessionInfo (status None if rows disagree)."""
+    sid = row.session_identifier
+    settled = {value for value in (row.low, row.high) if value is not None}
+    try:
+        status, building = _moves.session_status(sid, settled, int(row.building))
+    except StoreError as error:
+        return SessionInfo(sid, row.instrument, row.user, None, row.started_at, problem=str(error))
+    return SessionInfo(sid, row.instrument, row.user, status, row.started_at, building)
 
 
 def _entry(row: Any) -> HistoryEntry:

@@ -51,20 +51,28 @@ class SessionInfo:
     session_identifier
         The session.
     instrument
-        Its instrument.
+        Its instrument (from its START row).
     user
-        Its user, if known.
+        Its user, from its START row (NexusLIMS's build rows carry ``nexuslims``).
     status
-        Its record status (every row of the session agrees on it).
+        Its record status, or None when its rows disagree (the audit says how).
     started_at
-        Its earliest row's timestamp, as stored.
+        Its START row's timestamp as stored (its earliest row's, without one).
+    being_built
+        Whether a build is under way (or crashed): a RECORD_GENERATION row still
+        WAITING_FOR_END beside TO_BE_BUILT rows, as NexusLIMS's builder (or a claim of
+        :meth:`~nexuslims_lifecycle.store.SessionLogStore.claim_next`) leaves it.
+    problem
+        Why ``status`` is None, else None.
     """
 
     session_identifier: str
     instrument: str
     user: str | None
-    status: RecordStatus
+    status: RecordStatus | None
     started_at: str
+    being_built: bool = False
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
