@@ -23,6 +23,7 @@ from nexuslims_lifecycle.errors import (
     TransitionConflict,
     UnknownEvent,
     UnknownFormat,
+    UnknownInstrument,
     UnknownSession,
     UnknownStatus,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "TransitionConflict",
     "UnknownEvent",
     "UnknownFormat",
+    "UnknownInstrument",
     "UnknownSession",
     "UnknownStatus",
     "__version__",

@@ -2,7 +2,9 @@
 
 DB is a file path (SQLite) or a SQLAlchemy URL; it may be left out when
 ``NEXUSLIMS_LIFECYCLE_DB`` (or NexusLIMS's own ``NX_DB_PATH``) names it. Errors end
-with a one-line message and exit status 1 (3 for a conflict: read and try again).
+with a one-line message and exit status 2 for bad input (an unknown session, status,
+event or instrument, an unusable setting), 1 for a refusal or an unusable database,
+3 for a conflict (read and try again).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from nexuslims_lifecycle._cli_common import BAD_INPUT
 from nexuslims_lifecycle.errors import LifecycleError, TransitionConflict
 from nexuslims_lifecycle.rules import EVENTS
 
@@ -56,6 +59,9 @@ def _store(db: str) -> Iterator[SessionLogStore]:
     except TransitionConflict as error:
         click.echo(f"conflict: {error}", err=True)
         sys.exit(CONFLICT_EXIT)
+    except BAD_INPUT as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
     except LifecycleError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
@@ -86,12 +92,21 @@ def _status_value(_ctx: object, _param: object, value: str | None) -> str | None
     return None if value is None else value.upper()
 
 
+@click.option(
+    "--wal",
+    is_flag=True,
+    help="Switch a SQLite file to WAL for good (for files only the store writes; "
+    "not for a NexusLIMS database, whose backups copy the file alone).",
+)
 @_db_command()
-def cmd_init(db: str) -> None:
-    """Create the session log tables that are missing (never alters existing ones)."""
+def cmd_init(db: str, *, wal: bool) -> None:
+    """Create the session log tables that are missing (never alters existing ones).
+
+    A SQLite file keeps its journal mode unless --wal.
+    """
     with _store(db) as store:
-        store.init()
-    click.echo(f"initialised {db}")
+        store.init(wal=wal)
+    click.echo(f"initialised {db}" + (" (WAL)" if wal else ""))
 
 
 @click.option("--user", default=None, help="The user's name.")

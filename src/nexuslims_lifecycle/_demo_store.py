@@ -191,7 +191,7 @@ def run(
     _fresh(path)
     now = datetime.now(UTC)
     with SessionLogStore(path) as store:
-        store.init()
+        store.init(wal=True)  # the demo's own file, written by several builders at once
         sids = _start_sessions(store, now)
         console.print(f"started {len(sids)} sessions in {path} ({RUNNING} still running)")
         _worker_conflict(store, console)

@@ -26,6 +26,7 @@ __all__ = [
     "TransitionConflict",
     "UnknownEvent",
     "UnknownFormat",
+    "UnknownInstrument",
     "UnknownSession",
     "UnknownStatus",
     "UnusableDatabase",
@@ -268,6 +269,36 @@ class UnknownSession(LifecycleError, LookupError):
         msg = (
             f"unknown session {session_identifier!r}: no session_log row has this "
             "session_identifier; start it first or check the identifier"
+        )
+        super().__init__(msg)
+
+    def __str__(self) -> str:
+        """Return the message itself (``LookupError`` would quote it)."""
+        return str(self.args[0])
+
+
+class UnknownInstrument(LifecycleError, LookupError):
+    """An instrument that the database's ``instruments`` table does not list.
+
+    NexusLIMS fails a session whose instrument it does not know, so the store refuses
+    to write one.
+
+    Parameters
+    ----------
+    instrument
+        The instrument that was given.
+    known
+        The instruments the table lists (``instrument_pid``).
+    """
+
+    def __init__(self, instrument: str, known: Iterable[str]) -> None:
+        self.instrument = instrument
+        self.known = tuple(known)
+        listed = ", ".join(self.known[:10]) + (", ..." if len(self.known) > 10 else "")
+        msg = (
+            f"unknown instrument {instrument!r}: the instruments table lists "
+            f"{listed or 'none'}; add it to NexusLIMS first (its instruments table), or "
+            "check the name"
         )
         super().__init__(msg)
 

@@ -44,9 +44,7 @@ def test_claims_hand_out_each_waiting_session_once_oldest_first(store):
     assert claims[0].expires_at == "2026-03-02T09:40:00.000000+00:00"
 
 
-def test_a_claim_writes_the_build_row_nexuslims_writes_so_the_session_is_being_built(
-    store, db_url
-):
+def test_a_claim_writes_the_build_row_nexuslims_writes_so_the_session_is_being_built(store, db_url):
     store.claim_next("w", lease=LEASE)
     assert _kinds(store, "s0")[-1] == ("RECORD_GENERATION", "WAITING_FOR_END")
     assert store.status("s0") is RecordStatus.TO_BE_BUILT

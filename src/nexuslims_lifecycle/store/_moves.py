@@ -16,7 +16,7 @@ PostgreSQL path of ``advance``, :mod:`._postgres`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ from nexuslims_lifecycle.errors import (
     SessionExists,
     StoreError,
     TransitionConflict,
+    UnknownInstrument,
     UnknownSession,
 )
 from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
@@ -67,6 +68,7 @@ class Move:
     at: datetime
     now: datetime
     expected: RecordStatus | None
+    file_delay: timedelta = FILE_DELAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +217,27 @@ def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
     return int(key)
 
 
+def check_instrument(conn: sa.Connection, instrument: str) -> None:
+    """Refuse an instrument that an existing NexusLIMS ``instruments`` table does not list.
+
+    A database without that table (one the store created on its own) accepts any.
+    """
+    if not sa.inspect(conn).has_table("instruments"):
+        return
+    known = [
+        str(name)
+        for (name,) in conn.exec_driver_sql(
+            "SELECT instrument_pid FROM instruments ORDER BY instrument_pid"
+        )
+    ]
+    if instrument not in known:
+        raise UnknownInstrument(instrument, known)
+
+
 def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) -> RecordStatus:
     """Write a new session's START row and first history entry."""
     sid = move.session_identifier
+    check_instrument(conn, instrument)
     existing = _sql.run(conn, _sql.SELECT_ROWS, {"sid": sid}).fetchone()
     if existing is not None:
         raise SessionExists(sid, existing[0])
@@ -247,8 +267,8 @@ def _check_file_delay(rows: SessionRows, move: Move) -> None:
     if rows.ended_at is None:
         raise MissingEndTime(move.session_identifier, move.event)
     ended = parse_stored_time(rows.ended_at, move.session_identifier)
-    if move.now - ended < FILE_DELAY:
-        raise FileDelayNotElapsed(move.session_identifier, ended, ended + FILE_DELAY)
+    if move.now - ended < move.file_delay:
+        raise FileDelayNotElapsed(move.session_identifier, ended, ended + move.file_delay)
 
 
 def claim_holder(claim: Any, move: Move) -> str | None:

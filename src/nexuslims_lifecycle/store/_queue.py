@@ -28,7 +28,7 @@ from nexuslims_lifecycle.store._moves import insert_row, read_session
 from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG
 from nexuslims_lifecycle.store._types import Claim, utc_text
 
-__all__ = ["claim_next"]
+__all__ = ["abandon", "claim_next"]
 
 _LOG = SESSION_LOG.c
 _CLAIM = BUILD_CLAIM.c
@@ -130,6 +130,31 @@ def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
     if read_session(conn, sid).count != rows.count + 1:
         raise _Lost
     _sql.run(conn, _sql.SET_MARKER, {"sid": sid, "marker": marker})
+
+
+def abandon(conn: sa.Connection, sid: str, worker: str) -> bool:
+    """End ``worker``'s claim on ``sid`` and delete the build row the claim wrote.
+
+    What NexusLIMS's builder does when it finds no files before the file delay has
+    passed: the attempt leaves no trace and the session stays TO_BE_BUILT, for a
+    later run. Returns whether ``worker`` held a claim (else nothing is changed).
+    """
+    held = conn.execute(
+        sa.select(_CLAIM.marker_id).where(_CLAIM.session_identifier == sid, _CLAIM.worker == worker)
+    ).first()
+    if held is None:
+        return False
+    if held.marker_id is not None:
+        conn.execute(
+            SESSION_LOG.delete().where(
+                _LOG.id_session_log == held.marker_id,
+                _LOG.session_identifier == sid,
+                _LOG.event_type == EventType.RECORD_GENERATION.value,
+                _LOG.record_status == RecordStatus.WAITING_FOR_END.value,
+            )
+        )
+    conn.execute(BUILD_CLAIM.delete().where(_CLAIM.session_identifier == sid))
+    return True
 
 
 def claim_next(

@@ -104,9 +104,13 @@ def utc_text(moment: datetime) -> str:
 
 
 def aware(moment: datetime | None, name: str) -> datetime:
-    """Return ``moment`` (now if None), refusing a time without a UTC offset."""
+    """Return ``moment`` (now, in the local offset, if None), refusing a naive time.
+
+    The local offset is the one NexusLIMS stamps its own rows with (the system's
+    time zone, ``TZ``), so rows the store writes read like NexusLIMS's.
+    """
     if moment is None:
-        return datetime.now(UTC)
+        return datetime.now().astimezone()
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         raise InvalidArgument(name, moment, "a timezone-aware datetime, e.g. datetime.now(UTC)")
     return moment
