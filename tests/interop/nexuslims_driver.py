@@ -124,7 +124,7 @@ def _usage_event(event: dict, plans: dict) -> dict:
 
 def install_http_stub(workdir: Path) -> None:
     """Answer every ``requests`` call from the canned NEMO world."""
-    import requests  # noqa: PLC0415
+    import requests
 
     def request(_session: object, method: str, url: str, **_kwargs: object) -> object:
         status, body = _nemo_answer(workdir, url)
@@ -133,7 +133,7 @@ def install_http_stub(workdir: Path) -> None:
         response = requests.Response()
         response.status_code = status
         response.url = url
-        response._content = json.dumps(body).encode()  # noqa: SLF001
+        response._content = json.dumps(body).encode()
         response.headers["Content-Type"] = "application/json"
         response.request = requests.Request(method, url).prepare()
         return response
@@ -146,9 +146,9 @@ def install_http_stub(workdir: Path) -> None:
 
 def install_build_stubs(workdir: Path) -> None:
     """Replace record generation, validation and export by the plan in nemo.json."""
-    from nexusLIMS.builder import record_builder  # noqa: PLC0415
-    from nexusLIMS.exporters.base import ExportResult  # noqa: PLC0415
-    from nexusLIMS.harvesters.nemo.utils import id_from_url  # noqa: PLC0415
+    from nexusLIMS.builder import record_builder
+    from nexusLIMS.exporters.base import ExportResult
+    from nexusLIMS.harvesters.nemo.utils import id_from_url
 
     plans: dict[str, dict] = world(workdir)["plans"]
     invalid: set[str] = set()
@@ -221,7 +221,7 @@ def _pause(workdir: Path, key: str) -> None:
 def _cli(args: list[str]) -> dict:
     """Run NexusLIMS's own ``nexuslims`` command from this environment."""
     command = [str(Path(sys.executable).parent / "nexuslims"), *args]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     return {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
 
 
@@ -230,10 +230,9 @@ def step_init(workdir: Path) -> dict:
     result = _cli(["db", "init"])
     if result["returncode"] != 0:
         return result
-    from sqlmodel import Session  # noqa: PLC0415
-
-    from nexusLIMS.db.engine import get_engine  # noqa: PLC0415
-    from nexusLIMS.db.models import Instrument  # noqa: PLC0415
+    from nexusLIMS.db.engine import get_engine
+    from nexusLIMS.db.models import Instrument
+    from sqlmodel import Session
 
     with Session(get_engine()) as session:
         session.add(
@@ -256,7 +255,7 @@ def step_init(workdir: Path) -> dict:
 def step_harvest(workdir: Path) -> dict:
     """Harvest every NEMO usage event with NexusLIMS's own harvester."""
     install_http_stub(workdir)
-    from nexusLIMS.harvesters.nemo.utils import add_all_usage_events_to_db  # noqa: PLC0415
+    from nexusLIMS.harvesters.nemo.utils import add_all_usage_events_to_db
 
     add_all_usage_events_to_db()
     return {"harvested": [event["id"] for event in world(workdir)["usage_events"]]}
@@ -264,11 +263,11 @@ def step_harvest(workdir: Path) -> dict:
 
 def step_build(workdir: Path) -> dict:
     """Run the record builder as ``nexuslims build-records`` does, under its lock."""
-    import logging  # noqa: PLC0415
+    import logging
 
     install_http_stub(workdir)
     install_build_stubs(workdir)
-    from nexusLIMS.cli.process_records import _run_with_lock  # noqa: PLC0415
+    from nexusLIMS.cli.process_records import _run_with_lock
 
     records: list[str] = []
 
@@ -306,7 +305,7 @@ def step_upgrade(workdir: Path) -> dict:
 
 def step_enums() -> dict:
     """Return NexusLIMS's three enums: docstring and members of each."""
-    from nexusLIMS.db import enums  # noqa: PLC0415
+    from nexusLIMS.db import enums
 
     return {
         name: {
@@ -323,14 +322,15 @@ def step_autogenerate() -> dict:
     The comparison is alembic's own (``compare_metadata``) of NexusLIMS's SQLModel
     metadata against the database, which is what autogenerate writes into a revision.
     """
-    from alembic.autogenerate import compare_metadata  # noqa: PLC0415
-    from alembic.migration import MigrationContext  # noqa: PLC0415
-    from sqlmodel import SQLModel  # noqa: PLC0415
+    import nexusLIMS.db.models  # noqa: F401
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from nexusLIMS.db.engine import get_engine
+    from sqlmodel import SQLModel
 
-    import nexusLIMS.db.models  # noqa: F401, PLC0415
-    from nexusLIMS.db.engine import get_engine  # noqa: PLC0415
-
-    def ours_left_alone(obj: object, name: str, type_: str, reflected: bool, compare_to: object) -> bool:  # noqa: ARG001, FBT001
+    def ours_left_alone(
+        obj: object, name: str, type_: str, reflected: bool, compare_to: object
+    ) -> bool:
         return not (type_ == "table" and reflected and compare_to is None)
 
     proposals = {}
