@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from _snapshot import dump
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
-from nexuslims_lifecycle.errors import InvalidArgument, StoreError
+from nexuslims_lifecycle.errors import InvalidArgument, StoreError, UnknownSession
 from nexuslims_lifecycle.store import SessionLogStore
 from nexuslims_lifecycle.store._engine import BUSY_TIMEOUT
 
@@ -230,9 +230,21 @@ def test_wal_is_refused_on_postgresql(postgres_url):
         store.init(wal=True)
 
 
+def test_a_nexuslims_file_never_initialised_reads_with_an_empty_history(tmp_path):
+    path = _nexuslims_db(tmp_path / "n.sqlite")
+    before = dump(path)
+    with SessionLogStore(path) as store:
+        assert store.history("a1b2") == []
+        assert store.status("a1b2") is RecordStatus.TO_BE_BUILT
+        with pytest.raises(UnknownSession, match="unknown session 'nope'"):
+            store.history("nope")
+    assert dump(path) == before
+
+
 def test_reading_and_moving_never_change_a_nexuslims_files_journal_mode(tmp_path):
     path = _nexuslims_db(tmp_path / "n.sqlite")
     with SessionLogStore(path) as store:
+        store.status("a1b2")
         store.init()
         store.status("a1b2")
         store.history("a1b2")

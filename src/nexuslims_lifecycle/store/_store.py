@@ -464,17 +464,21 @@ class SessionLogStore:
     def history(self, session_identifier: str) -> list[HistoryEntry]:
         """Return a session's moves, oldest first (empty for one no move was recorded for).
 
+        A database that was never ``init``-ed (NexusLIMS's own) has no history: empty.
+
         Raises
         ------
         UnknownSession
             When no row has this identifier.
         """
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(STATUS_HISTORY)
-                .where(_HIST.session_identifier == session_identifier)
-                .order_by(_HIST.seq)
-            ).all()
+            rows = []
+            if sa.inspect(conn).has_table(STATUS_HISTORY.name):  # NexusLIMS's own file: none
+                rows = conn.execute(
+                    sa.select(STATUS_HISTORY)
+                    .where(_HIST.session_identifier == session_identifier)
+                    .order_by(_HIST.seq)
+                ).all()
             if not rows:
                 _moves.read_session(conn, session_identifier)
         return [_entry(row) for row in rows]
