@@ -34,7 +34,7 @@ from nexuslims_lifecycle.errors import (
 )
 from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
 from nexuslims_lifecycle.store import _sql
-from nexuslims_lifecycle.store._types import parse_stored_time, utc_text
+from nexuslims_lifecycle.store._types import parse_stored_time
 
 __all__ = [
     "Move",
@@ -279,7 +279,7 @@ def claim_holder(claim: Any, move: Move) -> str | None:
     if claim is None:
         return None
     worker, expires_at = claim
-    if worker == move.actor or expires_at > utc_text(move.now):
+    if worker == move.actor or datetime.fromisoformat(expires_at) > move.now:
         return str(worker)
     return None
 

@@ -1,5 +1,10 @@
 """The build queue: hand each TO_BE_BUILT session to exactly one builder at a time.
 
+Lease times are the store's own fixed-width UTC text (:func:`._types.utc_text`), the
+one column whose times the database compares as text: only the store writes it, in
+one form, so text order is time order there (``session_log`` times, written by
+NexusLIMS in any offset, are only ever compared as parsed datetimes).
+
 A claim is one write transaction that (1) picks the oldest TO_BE_BUILT session with
 no live claim (on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so builders on many
 machines pick different sessions instead of queueing on one), (2) takes the lease in

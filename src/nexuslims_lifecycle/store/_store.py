@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -472,7 +472,7 @@ class SessionLogStore:
             When no row has this identifier.
         """
         with self._read() as conn:
-            rows = []
+            rows: Sequence[Any] = ()
             if sa.inspect(conn).has_table(STATUS_HISTORY.name):  # NexusLIMS's own file: none
                 rows = conn.execute(
                     sa.select(STATUS_HISTORY)
