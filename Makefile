@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck pytest bench bench-core bench-store bench-audit docs clean diagrams mermaid-parser
+.PHONY: demo test lint typecheck pytest interop bench bench-core bench-store bench-audit docs clean diagrams mermaid-parser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,9 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy --strict
 
+# The interop suite (tests/interop, marked `interop`) has its own target below.
 pytest: $(VENV)/.test-installed
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest -m "not interop" --cov --cov-report=term
 
 test: lint typecheck pytest docs
 
@@ -49,6 +50,19 @@ mermaid-parser: tests/mermaid/node_modules/.package-lock.json
 
 tests/mermaid/node_modules/.package-lock.json: tests/mermaid/package-lock.json
 	npm ci --prefix tests/mermaid --no-audit --no-fund
+
+# The interop suite runs the real NexusLIMS (pinned in tests/interop/requirements.txt)
+# in its own virtual environment, which never sees our package; the tests read what it
+# wrote with ours. A missing NexusLIMS environment is a failure here, a skip elsewhere.
+NX_VENV := .venv-nexuslims
+
+$(NX_VENV)/.installed: tests/interop/requirements.txt
+	$(PYTHON) -m venv $(NX_VENV)
+	$(NX_VENV)/bin/python -m pip install --quiet -r tests/interop/requirements.txt
+	touch $@
+
+interop: $(VENV)/.test-installed $(NX_VENV)/.installed
+	NEXUSLIMS_LIFECYCLE_REQUIRE_NEXUSLIMS=1 $(BIN)/pytest -m interop tests/interop
 
 # Speed and memory targets live here, never in timed test assertions. `make -k bench`
 # runs all three even if one misses a target (each exits 1 then).
@@ -69,4 +83,4 @@ docs: $(VENV)/.test-installed mermaid-parser
 	$(BIN)/sphinx-build -E -W --keep-going -n -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage docs/_build docs/reference/api
+	rm -rf $(VENV) $(NX_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage docs/_build docs/reference/api

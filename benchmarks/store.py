@@ -78,7 +78,7 @@ def seed(url: str, count: int) -> list[str]:
     at = datetime.now(UTC).isoformat()
     waiting = RecordStatus.WAITING_FOR_END.value
     with SessionLogStore(url) as store:
-        store.init()
+        store.init(wal=not url.startswith("postgresql"))  # the benchmark's own file
         with store.engine.begin() as conn:
             conn.execute(
                 SESSION_LOG.insert(),

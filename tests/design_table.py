@@ -8,10 +8,10 @@ mutation tests need an oracle that does not come from the library's own
 from __future__ import annotations
 
 from nexuslims_lifecycle import RecordStatus
-from nexuslims_lifecycle.rules import Lifecycle, Rule
+from nexuslims_lifecycle.rules import Actor, Lifecycle, Rule
 
 INITIAL = "WAITING_FOR_END"
-TERMINAL = ("COMPLETED", "NO_CONSENT")
+FINAL = ("COMPLETED", "NO_CONSENT")
 STATUSES = (
     "WAITING_FOR_END",
     "TO_BE_BUILT",
@@ -36,15 +36,36 @@ MOVES = (
     ("retry", "NO_FILES_FOUND", "TO_BE_BUILT"),
     ("retry", "NO_RESERVATION", "TO_BE_BUILT"),
     ("retry", "BUILT_NOT_EXPORTED", "TO_BE_BUILT"),
+    ("reprocess", "COMPLETED", "TO_BE_BUILT"),
+    ("reprocess", "NO_CONSENT", "TO_BE_BUILT"),
 )
+# Who makes each move: DESIGN.md's "by" column, keyed by (event, source).
+BY: dict[tuple[str, str], Actor] = {
+    ("end", "WAITING_FOR_END"): "harvester",
+    ("complete", "BUILT_NOT_EXPORTED"): "exporter",
+    **{("retry", source): "operator" for _, source, _ in MOVES},
+    **{("reprocess", source): "operator" for _, source, _ in MOVES},
+}
+
+
+def by(event: str, source: str) -> Actor:
+    """Return who makes ``event`` from ``source``: the builder unless BY says otherwise."""
+    return BY.get((event, source), "builder")
 
 
 def as_lifecycle(
-    moves: tuple[tuple[str, str, str], ...] = MOVES, terminal: tuple[str, ...] = TERMINAL
+    moves: tuple[tuple[str, str, str], ...] = MOVES, final: tuple[str, ...] = FINAL
 ) -> Lifecycle:
     """Return ``moves`` as a Lifecycle, one rule per move, for sessions and the test kit."""
     rules = tuple(
-        Rule(event, (RecordStatus(source),), RecordStatus(dest), "", GUARDS.get(event))
+        Rule(
+            event,
+            (RecordStatus(source),),
+            RecordStatus(dest),
+            "",
+            by=by(event, source),
+            guard=GUARDS.get(event),
+        )
         for event, source, dest in moves
     )
-    return Lifecycle(rules, RecordStatus(INITIAL), frozenset(map(RecordStatus, terminal)))
+    return Lifecycle(rules, RecordStatus(INITIAL), frozenset(map(RecordStatus, final)))

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from design_table import by
 from expected_table import EXPECTED
 from nexuslims_lifecycle.cli import main
 from nexuslims_lifecycle.diagrams import render
@@ -20,7 +21,7 @@ from nexuslims_lifecycle.enums import RecordStatus as S
 
 DOCS = Path(__file__).parent.parent / "docs"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TERMINAL = {S.COMPLETED, S.NO_CONSENT}
+FINAL = {S.COMPLETED, S.NO_CONSENT}
 GUARDS = {"find_no_files": "file_delay_elapsed"}
 
 
@@ -226,11 +227,18 @@ def test_can_a_status_to_itself_is_no_move() -> None:
     assert "shortest way there" not in result.stdout
 
 
-def test_can_from_a_terminal_status_says_so() -> None:
+def test_can_from_a_final_status_names_the_operator_move() -> None:
     result = run("can", "COMPLETED", "TO_BE_BUILT")
-    assert result.exit_code == 1
-    assert "COMPLETED is terminal: no event leaves it" in result.stdout
-    assert "shortest way there" not in result.stdout
+    assert result.exit_code == 0
+    assert result.stdout == "yes: 'reprocess' moves COMPLETED to TO_BE_BUILT\n"
+    refused = run("can", "COMPLETED", "ERROR")
+    assert refused.exit_code == 1
+    assert refused.stdout == (
+        "no: no single event moves COMPLETED to ERROR\n"
+        "legal from COMPLETED:\n"
+        "  reprocess -> TO_BE_BUILT\n"
+        "shortest way there: reprocess, fail\n"
+    )
 
 
 def test_can_json_when_legal() -> None:
@@ -245,6 +253,7 @@ def test_can_json_when_legal() -> None:
             {
                 "event": "retry",
                 "to": "TO_BE_BUILT",
+                "by": "operator",
                 "guard": None,
                 "meaning": "an operator requeues the session for another build",
             }
@@ -294,7 +303,10 @@ def test_explain_json_matches_the_table(status: S) -> None:
     assert data["status"] == status.value
     assert data["meaning"] == status.description
     assert data["initial"] is (status is S.WAITING_FOR_END)
-    assert data["terminal"] is (status in TERMINAL)
+    assert data["final"] is (status in FINAL)
+    assert [move["by"] for move in data["events_out"]] == [
+        by(event, status.value) for event, _ in moves_from(status)
+    ]
     assert [(move["event"], S(move["to"])) for move in data["events_out"]] == moves_from(status)
     ways_in = {(S(move["from"]), move["event"]) for move in data["ways_in"]}
     assert ways_in == {key for key, dest in EXPECTED.items() if dest is status}
@@ -302,7 +314,7 @@ def test_explain_json_matches_the_table(status: S) -> None:
         "status",
         "meaning",
         "initial",
-        "terminal",
+        "final",
         "events_out",
         "ways_in",
         "shortest_path_from_initial",
@@ -335,14 +347,15 @@ def test_explain_prints_meaning_moves_and_path() -> None:
     assert out.endswith("shortest path from WAITING_FOR_END: end\n")
 
 
-def test_explain_initial_and_terminal_statuses_say_so() -> None:
+def test_explain_initial_and_final_statuses_say_so() -> None:
     initial = run("explain", "WAITING_FOR_END").stdout
     assert "initial: every session starts here" in initial
     assert "no event leads here" in initial
     assert "(none needed: it is the initial status)" in initial
-    terminal = run("explain", "no_consent").stdout
-    assert "terminal: no event leaves it" in terminal
-    assert "events out" not in terminal
+    assert "end -> TO_BE_BUILT, by the harvester: the session's END was logged" in initial
+    final = run("explain", "no_consent").stdout
+    assert "final: the builder is done; only an operator moves a session on" in final
+    assert "reprocess -> TO_BE_BUILT, by the operator: an operator has a finished" in final
 
 
 def test_explain_unknown_status_exits_2() -> None:
@@ -368,8 +381,7 @@ def test_replay_stops_at_the_first_illegal_step() -> None:
     result = run("replay", "end", "complete", "retry", "complete")
     assert result.exit_code == 1
     assert result.stdout.endswith(
-        "illegal step 3 of 4: cannot 'retry' from COMPLETED: "
-        "COMPLETED is terminal: no event leaves it\n"
+        "illegal step 3 of 4: cannot 'retry' from COMPLETED: legal from there: reprocess\n"
     )
 
 

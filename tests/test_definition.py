@@ -55,49 +55,64 @@ def test_a_status_no_move_reaches_is_reported_unreachable() -> None:
     )
 
 
-def test_a_non_terminal_dead_end_is_reported() -> None:
+DEAD_END = (
+    "ERROR is not final and no final status (COMPLETED, NO_CONSENT) can be reached from it: "
+    "a session there could never finish; add a move out of it, or declare it final"
+)
+
+
+def test_a_dead_end_that_is_not_final_is_reported() -> None:
     lifecycle = edited(without_sources("retry", S.ERROR))
-    assert problems_of(lifecycle) == (
-        "ERROR is not terminal but no terminal status (COMPLETED, NO_CONSENT) can be reached "
-        "from it: a session there could never finish; add a move out of it, or declare it "
-        "terminal",
-    )
+    assert problems_of(lifecycle) == (DEAD_END,)
 
 
 def test_a_loop_with_no_exit_is_reported_like_a_dead_end() -> None:
     lifecycle = edited(
-        without_sources("retry", S.ERROR), Rule("retry", (S.ERROR,), S.ERROR, "loops for ever")
+        without_sources("retry", S.ERROR),
+        Rule("retry", (S.ERROR,), S.ERROR, "loops for ever", by="operator"),
     )
-    assert problems_of(lifecycle) == (
-        "ERROR is not terminal but no terminal status (COMPLETED, NO_CONSENT) can be reached "
-        "from it: a session there could never finish; add a move out of it, or declare it "
-        "terminal",
-    )
+    assert problems_of(lifecycle) == (DEAD_END,)
 
 
-def test_a_lifecycle_without_terminal_statuses_says_none_are_declared() -> None:
-    problems = problems_of(dataclasses.replace(LIFECYCLE, terminal=frozenset()))
+def test_a_lifecycle_without_final_statuses_says_none_are_declared() -> None:
+    problems = problems_of(dataclasses.replace(LIFECYCLE, final=frozenset()))
     assert len(problems) == len(RecordStatus)
     assert problems[0] == (
-        "WAITING_FOR_END is not terminal but no terminal status (none declared) can be reached "
+        "WAITING_FOR_END is not final and no final status (none declared) can be reached "
         "from it: a session there could never finish; add a move out of it, or declare it "
-        "terminal"
+        "final"
     )
 
 
-def test_a_way_out_of_a_terminal_status_is_reported() -> None:
-    lifecycle = edited(keep, Rule("retry", (S.COMPLETED,), S.TO_BE_BUILT, "reopened"))
+def test_a_builder_move_out_of_a_final_status_is_reported() -> None:
+    lifecycle = edited(
+        without_sources("reprocess", S.COMPLETED),
+        Rule("fail", (S.COMPLETED,), S.ERROR, "rebuilt and broke", by="builder"),
+    )
     assert problems_of(lifecycle) == (
-        "COMPLETED is terminal but 'retry' leads out of it (to TO_BE_BUILT): drop that move, "
-        "or do not declare COMPLETED terminal",
+        "COMPLETED is final but 'fail' (by the builder) leads out of it (to ERROR): only an "
+        "operator moves a session on from a final status; make the move an operator's, or "
+        "do not declare COMPLETED final",
+    )
+
+
+def test_two_events_for_one_status_change_are_reported() -> None:
+    lifecycle = edited(keep, Rule("retry", (S.COMPLETED,), S.TO_BE_BUILT, "", by="operator"))
+    assert problems_of(lifecycle) == (
+        "COMPLETED -> TO_BE_BUILT is made by 2 events ('reprocess', 'retry'): keep one, so a "
+        "status change read from the database names its event",
     )
 
 
 def test_two_moves_for_one_status_and_event_are_reported() -> None:
-    lifecycle = edited(keep, Rule("complete", (S.TO_BE_BUILT,), S.ERROR, "contradicts"))
+    lifecycle = edited(
+        keep, Rule("complete", (S.TO_BE_BUILT,), S.ERROR, "contradicts", by="builder")
+    )
     assert problems_of(lifecycle) == (
         "TO_BE_BUILT has 2 moves for 'complete' (to COMPLETED, ERROR): "
         "keep one rule per status and event",
+        "TO_BE_BUILT -> ERROR is made by 2 events ('fail', 'complete'): keep one, so a "
+        "status change read from the database names its event",
     )
 
 
@@ -112,6 +127,8 @@ def test_a_source_listed_twice_in_one_rule_is_two_moves() -> None:
     assert problems_of(lifecycle) == (
         "ERROR has 2 moves for 'retry' (to TO_BE_BUILT, TO_BE_BUILT): "
         "keep one rule per status and event",
+        "ERROR -> TO_BE_BUILT is made by 2 events ('retry', 'retry'): keep one, so a "
+        "status change read from the database names its event",
     )
 
 
@@ -143,9 +160,11 @@ def test_guards_are_not_resolved_without_a_model() -> None:
 
 def test_every_problem_is_reported_at_once_in_documented_order() -> None:
     lifecycle = edited(
-        without_sources("retry", S.ERROR),
-        Rule("complete", (S.TO_BE_BUILT,), S.ERROR, "contradicts"),
-        Rule("retry", (S.NO_CONSENT,), S.TO_BE_BUILT, "reopened"),
+        lambda rule: without_sources("retry", S.ERROR)(
+            rule if rule.event != "reprocess" else without_sources("reprocess", S.NO_CONSENT)(rule)
+        ),
+        Rule("complete", (S.TO_BE_BUILT,), S.ERROR, "contradicts", by="builder"),
+        Rule("end", (S.NO_CONSENT,), S.TO_BE_BUILT, "reopened", by="harvester"),
     )
     lifecycle = dataclasses.replace(
         lifecycle, rules=tuple(r for r in lifecycle.rules if r.event != "find_no_reservation")
@@ -155,10 +174,10 @@ def test_every_problem_is_reported_at_once_in_documented_order() -> None:
     starts = [problem.split(":")[0] for problem in caught.value.problems]
     assert starts == [
         "TO_BE_BUILT has 2 moves for 'complete' (to COMPLETED, ERROR)",
+        "TO_BE_BUILT -> ERROR is made by 2 events ('fail', 'complete')",
         "NO_RESERVATION is unreachable from the initial status WAITING_FOR_END",
-        "NO_CONSENT is terminal but 'retry' leads out of it (to TO_BE_BUILT)",
-        "ERROR is not terminal but no terminal status (COMPLETED, NO_CONSENT) can be reached "
-        "from it",
+        "NO_CONSENT is final but 'end' (by the harvester) leads out of it (to TO_BE_BUILT)",
+        "ERROR is not final and no final status (COMPLETED, NO_CONSENT) can be reached from it",
     ]
     assert str(caught.value) == "invalid lifecycle definition: " + "; ".join(caught.value.problems)
 
@@ -172,14 +191,14 @@ def test_invalid_definition_is_a_lifecycle_error_and_a_value_error() -> None:
 
 
 def test_build_machine_refuses_a_broken_lifecycle() -> None:
-    lifecycle = edited(keep, Rule("retry", (S.COMPLETED,), S.TO_BE_BUILT, "reopened"))
-    with pytest.raises(InvalidDefinition, match=r"COMPLETED is terminal but 'retry' leads out"):
+    lifecycle = edited(keep, Rule("fail", (S.COMPLETED,), S.ERROR, "", by="builder"))
+    with pytest.raises(InvalidDefinition, match=r"COMPLETED is final but 'fail' \(by the builder"):
         build_machine(lifecycle)
 
 
 def test_a_session_subclass_with_a_broken_lifecycle_raises_and_leaves_session_alone() -> None:
     lifecycle = edited(without_sources("retry", S.ERROR))
-    with pytest.raises(InvalidDefinition, match=r"ERROR is not terminal"):
+    with pytest.raises(InvalidDefinition, match=r"ERROR is not final"):
         type("Refused", (Session,), {"__slots__": ()}, lifecycle=lifecycle)
     session = Session("unchanged")
     assert session.end() is True

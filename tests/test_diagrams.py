@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from design_table import by
 from docs_site import MERMAID_DIR, install_mermaid
 from expected_table import EXPECTED
 from nexuslims_lifecycle import MissingExtra, UnknownFormat, UnknownStatus
@@ -40,17 +41,32 @@ def expected_edges() -> set[tuple[str, str, str]]:
 
 def test_model_has_one_edge_per_event_and_source() -> None:
     edges = build_model().edges
-    assert len(edges) == len(EXPECTED) == 12
+    assert len(edges) == len(EXPECTED) == 14
     assert {(edge.source, edge.dest, edge.move.event) for edge in edges} == expected_edges()
 
 
-def test_model_marks_initial_terminal_and_current() -> None:
+def test_model_marks_initial_final_and_current() -> None:
     model = build_model(highlight="ERROR")
     assert model.initial.name == "WAITING_FOR_END"
-    assert [node.name for node in model.terminal] == ["COMPLETED", "NO_CONSENT"]
+    assert [node.name for node in model.final] == ["COMPLETED", "NO_CONSENT"]
     assert model.current is not None
     assert model.current.name == "ERROR"
     assert build_model().current is None
+
+
+def test_operator_moves_are_marked_by_who_makes_them() -> None:
+    operator = {
+        (edge.source, edge.move.event) for edge in build_model().edges if edge.move.operator
+    }
+    assert operator == {
+        (source.value, event)
+        for (source, event) in EXPECTED
+        if by(event, source.value) == "operator"
+    }
+    assert {move.label for move in build_model().moves if move.operator} == {
+        "retry (operator)",
+        "reprocess (operator)",
+    }
 
 
 def test_only_find_no_files_carries_a_guard() -> None:
@@ -63,7 +79,9 @@ def test_only_find_no_files_carries_a_guard() -> None:
 
 def mermaid_edges(text: str) -> set[tuple[str, str, str]]:
     """Parse ``A --> B : label`` lines (not [*]) back into (source, dest, event)."""
-    pattern = re.compile(r"^    (\w+) --> (\w+) : (\w+)(?: \[\w+\])?$", re.MULTILINE)
+    pattern = re.compile(
+        r"^    (\w+) --> (\w+) : (\w+)(?: \[\w+\])?(?: \(operator\))?$", re.MULTILINE
+    )
     return set(pattern.findall(text))
 
 
@@ -79,7 +97,8 @@ def test_mermaid_shows_start_ends_and_guard() -> None:
     assert "    [*] --> WAITING_FOR_END" in lines
     assert "    COMPLETED --> [*]" in lines
     assert "    NO_CONSENT --> [*]" in lines
-    assert "    class COMPLETED, NO_CONSENT terminal" in lines
+    assert "    class COMPLETED, NO_CONSENT final" in lines
+    assert "    COMPLETED --> TO_BE_BUILT : reprocess (operator)" in lines
     assert f"    {GUARDED[0].value} --> {GUARDED[1].value} : {GUARDED[2]}" in lines
     assert not any(line.endswith(" current") and "class" in line for line in lines)
 
@@ -147,7 +166,7 @@ def test_dot_is_accepted_by_graphviz_with_every_move() -> None:
     assert graph.successors("__start__") == ["WAITING_FOR_END"]
 
 
-def test_dot_marks_terminals_guard_and_highlight() -> None:
+def test_dot_marks_final_statuses_guard_operator_moves_and_highlight() -> None:
     graph = parse_dot(render("dot", highlight="NO_RESERVATION"))
     peripheries = {str(node): node.attr["peripheries"] for node in graph.nodes()}
     assert {name for name, value in peripheries.items() if value == "2"} == {
@@ -159,6 +178,16 @@ def test_dot_marks_terminals_guard_and_highlight() -> None:
     guarded = graph.get_edge(GUARDED[0].value, GUARDED[1].value)
     assert guarded.attr["label"] == GUARDED[2]
     assert guarded.attr["style"] == "dashed"
+    blue = {
+        (str(edge[0]), str(edge[1]), edge.attr["label"])
+        for edge in graph.edges()
+        if edge.attr["color"] == "#1565c0"
+    }
+    assert blue == {
+        (source.value, dest.value, f"{event} (operator)")
+        for (source, event), dest in EXPECTED.items()
+        if by(event, source.value) == "operator"
+    }
 
 
 def test_dot_quote_escapes_quotes_and_backslashes() -> None:
@@ -179,31 +208,37 @@ def table_rows(text: str) -> list[list[str]]:
 
 def test_markdown_table_lists_every_move() -> None:
     text = render("markdown")
-    assert "| event | from | to | meaning |\n|---|---|---|---|\n" in text
+    assert "| event | by | from | to | meaning |\n|---|---|---|---|---|\n" in text
     rows = table_rows(text)
-    assert len(rows) == 9  # one row per rule of the table
+    assert len(rows) == 10  # one row per rule of the table
     edges = {
         (source, dest, event.strip("`"))
-        for event, sources, dest, _ in rows
+        for event, _, sources, dest, _ in rows
         for source in sources.split(", ")
     }
     assert edges == expected_edges()
+    assert {
+        (event.strip("`"), source, who)
+        for event, who, sources, _, _ in rows
+        for source in sources.split(", ")
+    } == {(event, source.value, by(event, source.value)) for (source, event) in EXPECTED}
 
 
-def test_markdown_names_initial_terminal_and_guard() -> None:
+def test_markdown_names_initial_final_and_guard() -> None:
     text = render("markdown")
     assert text.splitlines()[0] == (
-        "Initial status: WAITING_FOR_END. Terminal statuses (no way out): COMPLETED, NO_CONSENT."
+        "Initial status: WAITING_FOR_END. Final statuses (the builder is done; only an operator "
+        "moves on): COMPLETED, NO_CONSENT."
     )
     guarded = [row for row in table_rows(text) if row[0] == "`find_no_files`"]
-    assert guarded[0][3].endswith("(guard: `file_delay_elapsed`)")
+    assert guarded[0][4].endswith("(guard: `file_delay_elapsed`)")
     assert "Current status" not in text
 
 
 def test_markdown_highlight_bolds_the_status_everywhere() -> None:
     text = render("markdown", highlight="BUILT_NOT_EXPORTED")
     assert "Current status: **BUILT_NOT_EXPORTED**." in text.splitlines()
-    cells = [cell for row in table_rows(text) for cell in row[1:3]]
+    cells = [cell for row in table_rows(text) for cell in row[2:4]]
     assert "BUILT_NOT_EXPORTED" not in " ".join(cells).replace("**BUILT_NOT_EXPORTED**", "")
     assert sum("**BUILT_NOT_EXPORTED**" in cell for cell in cells) == 3
 

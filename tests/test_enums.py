@@ -81,7 +81,7 @@ def test_docstrings_match_nexuslims(enum_class: type[Enum], first_line: str, col
         (RecordStatus.COMPLETED, "record has been successfully built and uploaded"),
         (
             RecordStatus.BUILT_NOT_EXPORTED,
-            "record was built but the export strategy was not satisfied",
+            "record was built successfully but all export destinations failed",
         ),
         (RecordStatus.ERROR, "record building failed with an error"),
         (RecordStatus.NO_FILES_FOUND, "no files were found for this session"),

@@ -12,7 +12,7 @@ from nexuslims_lifecycle.legality import (
     allowed_events,
     can,
     check,
-    is_terminal,
+    is_final,
     next_status,
     next_statuses,
     replay,
@@ -67,9 +67,15 @@ def test_next_statuses_from_to_be_built_in_table_order() -> None:
 
 
 @pytest.mark.parametrize("status", list(S))
-def test_is_terminal_exactly_for_completed_and_no_consent(status: S) -> None:
-    assert is_terminal(status) is (status in {S.COMPLETED, S.NO_CONSENT})
-    assert is_terminal(status) is (allowed_events(status) == ())
+def test_is_final_exactly_for_completed_and_no_consent(status: S) -> None:
+    assert is_final(status) is (status in {S.COMPLETED, S.NO_CONSENT})
+    assert is_final(status.value) is (status in {S.COMPLETED, S.NO_CONSENT})
+
+
+@pytest.mark.parametrize("status", [S.COMPLETED, S.NO_CONSENT])
+def test_only_reprocess_leaves_a_final_status(status: S) -> None:
+    assert allowed_events(status) == ("reprocess",)
+    assert next_statuses(status) == (S.TO_BE_BUILT,)
 
 
 @pytest.mark.parametrize(
@@ -81,8 +87,9 @@ def test_is_terminal_exactly_for_completed_and_no_consent(status: S) -> None:
         ("ERROR", "NO_CONSENT", ["retry", "deny_consent"]),
         ("NO_FILES_FOUND", "ERROR", ["retry", "fail"]),
         ("BUILT_NOT_EXPORTED", "COMPLETED", ["complete"]),
-        ("COMPLETED", "TO_BE_BUILT", None),
-        ("NO_CONSENT", "COMPLETED", None),
+        ("COMPLETED", "TO_BE_BUILT", ["reprocess"]),
+        ("NO_CONSENT", "COMPLETED", ["reprocess", "complete"]),
+        ("COMPLETED", "WAITING_FOR_END", None),
         ("TO_BE_BUILT", "WAITING_FOR_END", None),
     ],
 )
@@ -103,11 +110,14 @@ def test_replay_reaches_the_final_status() -> None:
     assert replay(["end", "fail", "retry", "fail_export", "complete"]) is S.COMPLETED
     assert replay(("retry", "complete"), start="NO_RESERVATION") is S.COMPLETED
     assert replay(iter(["complete"]), start=S.BUILT_NOT_EXPORTED) is S.COMPLETED
+    assert replay(["reprocess", "deny_consent"], start=S.COMPLETED) is S.NO_CONSENT
 
 
 def test_replay_names_the_first_illegal_step() -> None:
     with pytest.raises(
-        IllegalTransition, match=r"^step 2: cannot 'retry' from COMPLETED"
+        IllegalTransition,
+        match=r"^step 2: cannot 'retry' from COMPLETED: legal from there: "
+        r"reprocess$",
     ) as caught:
         replay(["end", "complete", "retry", "end"])
     assert caught.value.index == 2
@@ -130,7 +140,7 @@ def test_every_query_rejects_unknown_statuses(bad: object) -> None:
         lambda: can("ERROR", bad),  # type: ignore[arg-type]
         lambda: allowed_events(bad),  # type: ignore[arg-type]
         lambda: next_statuses(bad),  # type: ignore[arg-type]
-        lambda: is_terminal(bad),  # type: ignore[arg-type]
+        lambda: is_final(bad),  # type: ignore[arg-type]
         lambda: shortest_path(bad, "ERROR"),  # type: ignore[arg-type]
         lambda: shortest_path("ERROR", bad),  # type: ignore[arg-type]
     ]

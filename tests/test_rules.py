@@ -6,33 +6,42 @@ from datetime import timedelta
 
 import pytest
 
+from design_table import MOVES, by
 from nexuslims_lifecycle.enums import RecordStatus as S
 from nexuslims_lifecycle.errors import UnknownEvent, UnknownStatus
 from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY, LIFECYCLE, parse_event, parse_status
 
 
 def test_table_matches_design() -> None:
-    """Every row of DESIGN.md's lifecycle table, and nothing else."""
-    rows = {(rule.event, src, rule.dest) for rule in LIFECYCLE.rules for src in rule.sources}
-    assert rows == {
-        ("end", S.WAITING_FOR_END, S.TO_BE_BUILT),
-        ("complete", S.TO_BE_BUILT, S.COMPLETED),
-        ("complete", S.BUILT_NOT_EXPORTED, S.COMPLETED),
-        ("fail_export", S.TO_BE_BUILT, S.BUILT_NOT_EXPORTED),
-        ("fail", S.TO_BE_BUILT, S.ERROR),
-        ("find_no_files", S.TO_BE_BUILT, S.NO_FILES_FOUND),
-        ("deny_consent", S.TO_BE_BUILT, S.NO_CONSENT),
-        ("find_no_reservation", S.TO_BE_BUILT, S.NO_RESERVATION),
-        ("retry", S.ERROR, S.TO_BE_BUILT),
-        ("retry", S.NO_FILES_FOUND, S.TO_BE_BUILT),
-        ("retry", S.NO_RESERVATION, S.TO_BE_BUILT),
-        ("retry", S.BUILT_NOT_EXPORTED, S.TO_BE_BUILT),
+    """Every row of DESIGN.md's lifecycle table, with who makes it, and nothing else."""
+    rows = {
+        (rule.event, src.value, rule.dest.value, rule.by)
+        for rule in LIFECYCLE.rules
+        for src in rule.sources
+    }
+    assert rows == {(event, src, dest, by(event, src)) for event, src, dest in MOVES}
+
+
+def test_who_moves() -> None:
+    """The harvester ends, the exporter completes a built record, operators requeue."""
+    who = {(rule.event, rule.by) for rule in LIFECYCLE.rules}
+    assert who == {
+        ("end", "harvester"),
+        ("complete", "builder"),
+        ("complete", "exporter"),
+        ("fail_export", "builder"),
+        ("fail", "builder"),
+        ("find_no_files", "builder"),
+        ("deny_consent", "builder"),
+        ("find_no_reservation", "builder"),
+        ("retry", "operator"),
+        ("reprocess", "operator"),
     }
 
 
-def test_initial_terminal_and_guard() -> None:
+def test_initial_final_and_guard() -> None:
     assert LIFECYCLE.initial is S.WAITING_FOR_END
-    assert LIFECYCLE.terminal == {S.COMPLETED, S.NO_CONSENT}
+    assert LIFECYCLE.final == {S.COMPLETED, S.NO_CONSENT}
     guards = {rule.event: rule.guard for rule in LIFECYCLE.rules if rule.guard}
     assert guards == {"find_no_files": "file_delay_elapsed"}
     assert timedelta(days=2) == FILE_DELAY
@@ -48,6 +57,7 @@ def test_events_in_table_order_without_repeats() -> None:
         "deny_consent",
         "find_no_reservation",
         "retry",
+        "reprocess",
     )
 
 

@@ -26,9 +26,13 @@ from rich.console import Console
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import (
+    InvalidArgument,
+    InvalidConfiguration,
     LifecycleError,
     UnknownEvent,
     UnknownFormat,
+    UnknownInstrument,
+    UnknownSession,
     UnknownStatus,
 )
 from nexuslims_lifecycle.rules import EVENTS
@@ -48,8 +52,17 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
-BAD_INPUT: Final = (UnknownStatus, UnknownEvent, UnknownFormat)
-"""Library errors that mean the user typed something wrong (exit 2, like click's own)."""
+BAD_INPUT: Final = (
+    UnknownStatus,
+    UnknownEvent,
+    UnknownFormat,
+    UnknownInstrument,
+    UnknownSession,
+    InvalidArgument,
+    InvalidConfiguration,
+)
+"""Library errors that mean the input was wrong: a name, a value, a setting such as
+``NX_FILE_DELAY_DAYS`` (exit 2, like click's own usage errors)."""
 
 
 def _key(text: str) -> str:
@@ -143,8 +156,8 @@ def make_console() -> Console:
 def exits_cleanly(func: Callable[P, R]) -> Callable[P, R]:
     """Turn library errors raised by a command into a message and a non-zero exit.
 
-    Bad input (unknown status, event or format) exits 2, like click's usage
-    errors; any other :class:`~nexuslims_lifecycle.errors.LifecycleError` exits 1.
+    Bad input (:data:`BAD_INPUT`) exits 2, like click's usage errors; any other
+    :class:`~nexuslims_lifecycle.errors.LifecycleError` exits 1.
     """
 
     @functools.wraps(func)

@@ -45,14 +45,28 @@ def _moves_out(status: RecordStatus) -> list[dict[str, str | None]]:
     for event in legality.allowed_events(status):
         rule = _RULES[status, event]
         dest = legality.next_status(status, event).value
-        moves.append({"event": event, "to": dest, "guard": rule.guard, "meaning": rule.meaning})
+        moves.append(
+            {
+                "event": event,
+                "to": dest,
+                "by": rule.by,
+                "guard": rule.guard,
+                "meaning": rule.meaning,
+            }
+        )
     return moves
 
 
 def _ways_in(status: RecordStatus) -> list[dict[str, str | None]]:
-    """Return the legal moves into ``status``, in table order: event, source, guard, meaning."""
+    """Return the legal moves into ``status``, in table order: event, source, who, guard, why."""
     return [
-        {"event": event, "from": source.value, "guard": rule.guard, "meaning": rule.meaning}
+        {
+            "event": event,
+            "from": source.value,
+            "by": rule.by,
+            "guard": rule.guard,
+            "meaning": rule.meaning,
+        }
         for (source, event), rule in _RULES.items()
         if legality.next_status(source, event) is status
     ]
@@ -163,12 +177,9 @@ def _print_can(
             )
         return
     click.echo(f"no: no single event moves {source.value} to {dest.value}")
-    if not moves:
-        click.echo(f"{source.value} is terminal: no event leaves it")
-    else:
-        click.echo(f"legal from {source.value}:")
-        for move in moves:
-            click.echo(f"  {_describe(move)}")
+    click.echo(f"legal from {source.value}:")
+    for move in moves:
+        click.echo(f"  {_describe(move)}")
     if path:
         click.echo(f"shortest way there: {', '.join(path)}")
 
@@ -186,7 +197,7 @@ def explain(status: RecordStatus, as_json: bool) -> None:
                 "status": status.value,
                 "meaning": status.description,
                 "initial": status is LIFECYCLE.initial,
-                "terminal": legality.is_terminal(status),
+                "final": legality.is_final(status),
                 "events_out": out,
                 "ways_in": into,
                 "shortest_path_from_initial": path,
@@ -197,8 +208,8 @@ def explain(status: RecordStatus, as_json: bool) -> None:
     console.print(f"[bold]{status.value}[/bold]: {escape(status.description)}")
     if status is LIFECYCLE.initial:
         console.print("initial: every session starts here")
-    if legality.is_terminal(status):
-        console.print("terminal: no event leaves it")
+    if legality.is_final(status):
+        console.print("final: the builder is done; only an operator moves a session on")
     _print_moves(console, "events out", "->", "to", out)
     _print_moves(console, "ways in", "from", "from", into, empty="no event leads here")
     reach = ", ".join(path) if path else "(none needed: it is the initial status)"
@@ -221,7 +232,10 @@ def _print_moves(
         console.print(f"  {empty}")
     for move in moves:
         guard = f" (guard: {move['guard']})" if move["guard"] else ""
-        line = f"  {move['event']} {arrow} {move[other]}{guard}: {move['meaning']}"
+        line = (
+            f"  {move['event']} {arrow} {move[other]}{guard}, by the {move['by']}: "
+            f"{move['meaning']}"
+        )
         console.print(escape(line), soft_wrap=True)
 
 

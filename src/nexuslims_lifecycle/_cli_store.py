@@ -2,7 +2,9 @@
 
 DB is a file path (SQLite) or a SQLAlchemy URL; it may be left out when
 ``NEXUSLIMS_LIFECYCLE_DB`` (or NexusLIMS's own ``NX_DB_PATH``) names it. Errors end
-with a one-line message and exit status 1 (3 for a conflict: read and try again).
+with a one-line message and exit status 2 for bad input (an unknown session, status,
+event or instrument, an unusable setting), 1 for a refusal or an unusable database,
+3 for a conflict (read and try again).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from nexuslims_lifecycle._cli_common import BAD_INPUT
 from nexuslims_lifecycle.errors import LifecycleError, TransitionConflict
 from nexuslims_lifecycle.rules import EVENTS
 
@@ -56,6 +59,9 @@ def _store(db: str) -> Iterator[SessionLogStore]:
     except TransitionConflict as error:
         click.echo(f"conflict: {error}", err=True)
         sys.exit(CONFLICT_EXIT)
+    except BAD_INPUT as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
     except LifecycleError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
@@ -86,12 +92,21 @@ def _status_value(_ctx: object, _param: object, value: str | None) -> str | None
     return None if value is None else value.upper()
 
 
+@click.option(
+    "--wal",
+    is_flag=True,
+    help="Switch a SQLite file to WAL for good (for files only the store writes; "
+    "not for a NexusLIMS database, whose backups copy the file alone).",
+)
 @_db_command()
-def cmd_init(db: str) -> None:
-    """Create the session log tables that are missing (never alters existing ones)."""
+def cmd_init(db: str, *, wal: bool) -> None:
+    """Create the session log tables that are missing (never alters existing ones).
+
+    A SQLite file keeps its journal mode unless --wal.
+    """
     with _store(db) as store:
-        store.init()
-    click.echo(f"initialised {db}")
+        store.init(wal=wal)
+    click.echo(f"initialised {db}" + (" (WAL)" if wal else ""))
 
 
 @click.option("--user", default=None, help="The user's name.")
@@ -161,22 +176,31 @@ def cmd_history(db: str, sid: str, *, as_json: bool) -> None:
 )
 @_db_command()
 def cmd_sessions(db: str, *, status: str | None, as_json: bool) -> None:
-    """List the sessions, oldest first, as they are read (streamed)."""
+    """List the sessions, oldest first, as they are read (streamed).
+
+    A session being built (NexusLIMS's builder, or a claim, has its build row in
+    progress) shows TO_BE_BUILT with "building"; one whose rows disagree shows "?"
+    and the problem (the audit says how to repair it).
+    """
     with _store(db) as store:
         for info in store.sessions(status):
+            shown = "?" if info.status is None else info.status.value
             if as_json:
                 record = {
                     "session_identifier": info.session_identifier,
                     "instrument": info.instrument,
                     "user": info.user,
-                    "status": info.status.value,
+                    "status": None if info.status is None else info.status.value,
+                    "being_built": info.being_built,
                     "started_at": info.started_at,
+                    "problem": info.problem,
                 }
                 click.echo(json.dumps(record))
             else:
+                mark = "building" if info.being_built else ("rows disagree" if info.problem else "")
                 click.echo(
-                    f"{info.status.value:<18} {info.instrument:<26} {info.user or '-':<10} "
-                    f"{info.session_identifier}"
+                    f"{shown:<18} {mark:<13} {info.instrument:<26} {info.user or '-':<10} "
+                    f"{info.session_identifier}".rstrip()
                 )
 
 

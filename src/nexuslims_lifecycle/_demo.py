@@ -25,7 +25,7 @@ PLANS: tuple[tuple[str, ...], ...] = (
     ("end", "find_no_files"),
     ("end", "deny_consent"),
     ("end", "find_no_reservation", "retry", "complete"),
-    ("end", "complete", "retry"),  # refused: COMPLETED is terminal
+    ("end", "complete", "retry"),  # refused: only reprocess leaves COMPLETED
     (),  # still running
     ("end",),  # waiting for the builder
     ("end", "fail"),

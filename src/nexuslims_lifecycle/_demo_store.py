@@ -134,7 +134,7 @@ def _refused_move(store: SessionLogStore, console: Console, sid: str) -> None:
         store.advance(sid, "retry", actor="operator")
     except IllegalTransition as error:
         console.print(f"[red]refused[/]: {error}")
-    else:  # pragma: no cover - COMPLETED is terminal
+    else:  # pragma: no cover - only reprocess leaves COMPLETED
         msg = "the demo's illegal move was not refused"
         raise LifecycleError(msg)
 
@@ -146,7 +146,8 @@ def _sessions_table(store: SessionLogStore) -> Table:
     for column in ("session", "instrument", "user", "status"):
         table.add_column(column, no_wrap=True)
     for info in store.sessions():
-        status = info.status.value
+        status = "?" if info.status is None else info.status.value
+        status += " (building)" if info.being_built else ""
         table.add_row(_short(info.session_identifier), info.instrument, info.user or "", status)
     return table
 
@@ -190,7 +191,7 @@ def run(
     _fresh(path)
     now = datetime.now(UTC)
     with SessionLogStore(path) as store:
-        store.init()
+        store.init(wal=True)  # the demo's own file, written by several builders at once
         sids = _start_sessions(store, now)
         console.print(f"started {len(sids)} sessions in {path} ({RUNNING} still running)")
         _worker_conflict(store, console)

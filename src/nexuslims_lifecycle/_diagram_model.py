@@ -30,7 +30,7 @@ class Node:
     name: str
     meaning: str
     initial: bool
-    terminal: bool
+    final: bool
     current: bool
 
 
@@ -42,12 +42,19 @@ class Move:
     sources: tuple[str, ...]
     dest: str
     meaning: str
+    by: str
     guard: str | None
 
     @property
+    def operator(self) -> bool:
+        """Return whether an operator makes this move (drawn apart from the rest)."""
+        return self.by == "operator"
+
+    @property
     def label(self) -> str:
-        """Return the arrow label: the event, then ``[guard]`` when it has one."""
-        return f"{self.event} [{self.guard}]" if self.guard else self.event
+        """Return the arrow label: the event, ``[guard]`` if any, ``(operator)`` for one."""
+        label = f"{self.event} [{self.guard}]" if self.guard else self.event
+        return f"{label} (operator)" if self.operator else label
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +87,9 @@ class DiagramModel:
         return next(node for node in self.nodes if node.initial)
 
     @property
-    def terminal(self) -> tuple[Node, ...]:
-        """Return the nodes with no way out, in enum order."""
-        return tuple(node for node in self.nodes if node.terminal)
+    def final(self) -> tuple[Node, ...]:
+        """Return the final nodes (only an operator moves on from them), in enum order."""
+        return tuple(node for node in self.nodes if node.final)
 
     @property
     def current(self) -> Node | None:
@@ -106,7 +113,7 @@ def build_model(
             status.value,
             status.description,
             initial=status is lifecycle.initial,
-            terminal=status in lifecycle.terminal,
+            final=status in lifecycle.final,
             current=status is current,
         )
         for status in RecordStatus
@@ -117,6 +124,7 @@ def build_model(
             tuple(source.value for source in rule.sources),
             rule.dest.value,
             rule.meaning,
+            rule.by,
             rule.guard,
         )
         for rule in lifecycle.rules

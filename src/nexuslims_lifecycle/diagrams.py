@@ -3,8 +3,8 @@
 Every format is drawn from the same rules (:data:`~nexuslims_lifecycle.rules.LIFECYCLE`),
 reduced first to one small intermediate form, then handed to one renderer per
 format. Output is deterministic: the same bytes on every run. Each format shows the
-initial status, the terminal statuses, the guard on ``find_no_files`` and, when
-asked, the session's current status.
+initial status, the final statuses, the guard on ``find_no_files``, the moves only
+an operator makes and, when asked, the session's current status.
 
 SVG and PNG need the ``render`` extra (pygraphviz, whose wheels bundle Graphviz):
 ``pip install 'nexuslims-lifecycle[render]'``. The text formats need nothing.

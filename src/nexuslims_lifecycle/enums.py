@@ -50,7 +50,7 @@ class RecordStatus(str, Enum):
     COMPLETED
         Record has been successfully built and uploaded
     BUILT_NOT_EXPORTED
-        Record was built but the export strategy was not satisfied
+        Record was built successfully but all export destinations failed
     ERROR
         Record building failed with an error
     NO_FILES_FOUND
@@ -114,7 +114,7 @@ _STATUS_MEANINGS = {
     "WAITING_FOR_END": "session has started but not yet ended",
     "TO_BE_BUILT": "session has ended and needs record generation",
     "COMPLETED": "record has been successfully built and uploaded",
-    "BUILT_NOT_EXPORTED": "record was built but the export strategy was not satisfied",
+    "BUILT_NOT_EXPORTED": "record was built successfully but all export destinations failed",
     "ERROR": "record building failed with an error",
     "NO_FILES_FOUND": "no files were found for this session",
     "NO_CONSENT": "user did not consent to data harvesting",

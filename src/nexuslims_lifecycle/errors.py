@@ -16,6 +16,7 @@ __all__ = [
     "FileDelayNotElapsed",
     "IllegalTransition",
     "InvalidArgument",
+    "InvalidConfiguration",
     "InvalidDefinition",
     "LifecycleError",
     "MissingEndTime",
@@ -25,6 +26,7 @@ __all__ = [
     "TransitionConflict",
     "UnknownEvent",
     "UnknownFormat",
+    "UnknownInstrument",
     "UnknownSession",
     "UnknownStatus",
     "UnusableDatabase",
@@ -117,7 +119,7 @@ class IllegalTransition(LifecycleError, ValueError):
     event
         The event that was tried.
     allowed
-        The events that are legal from ``status`` (empty for a terminal status).
+        The events that are legal from ``status`` (empty when no event leaves it).
     index
         Position of the offending event in a replayed sequence, if any.
     """
@@ -138,7 +140,7 @@ class IllegalTransition(LifecycleError, ValueError):
         legal = (
             f"legal from there: {', '.join(self.allowed)}"
             if self.allowed
-            else f"{status} is terminal: no event leaves it"
+            else f"no event leaves {status}"
         )
         msg = f"{where}cannot {event!r} from {status}: {legal}"
         super().__init__(msg)
@@ -275,6 +277,36 @@ class UnknownSession(LifecycleError, LookupError):
         return str(self.args[0])
 
 
+class UnknownInstrument(LifecycleError, LookupError):
+    """An instrument that the database's ``instruments`` table does not list.
+
+    NexusLIMS fails a session whose instrument it does not know, so the store refuses
+    to write one.
+
+    Parameters
+    ----------
+    instrument
+        The instrument that was given.
+    known
+        The instruments the table lists (``instrument_pid``).
+    """
+
+    def __init__(self, instrument: str, known: Iterable[str]) -> None:
+        self.instrument = instrument
+        self.known = tuple(known)
+        listed = ", ".join(self.known[:10]) + (", ..." if len(self.known) > 10 else "")
+        msg = (
+            f"unknown instrument {instrument!r}: the instruments table lists "
+            f"{listed or 'none'}; add it to NexusLIMS first (its instruments table), or "
+            "check the name"
+        )
+        super().__init__(msg)
+
+    def __str__(self) -> str:
+        """Return the message itself (``LookupError`` would quote it)."""
+        return str(self.args[0])
+
+
 class SessionExists(LifecycleError, ValueError):
     """A session with this identifier has already been started.
 
@@ -358,6 +390,27 @@ class InvalidArgument(LifecycleError, ValueError):
         self.value = value
         self.expected = expected
         msg = f"invalid {name} {value!r}: expected {expected}"
+        super().__init__(msg)
+
+
+class InvalidConfiguration(LifecycleError, ValueError):
+    """A setting read from the environment that cannot be used (e.g. ``NX_FILE_DELAY_DAYS``).
+
+    Parameters
+    ----------
+    name
+        The environment variable.
+    value
+        The text it holds.
+    expected
+        What would have been accepted, and what to do.
+    """
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        msg = f"invalid configuration {name}={value!r}: expected {expected}"
         super().__init__(msg)
 
 

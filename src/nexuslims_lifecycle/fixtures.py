@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Final, Literal
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
-from nexuslims_lifecycle.legality import allowed_events, next_status
-from nexuslims_lifecycle.rules import START_EVENT
+from nexuslims_lifecycle.legality import next_status
+from nexuslims_lifecycle.rules import LIFECYCLE, START_EVENT
 
 __all__ = ["DEFECTS", "LEGACY_ONLY", "FixtureInfo", "Planter", "Schema", "build_database"]
 
@@ -58,6 +58,13 @@ _OUTCOME_EVENTS: Final = (
     "deny_consent",
     "find_no_reservation",
 )
+_BY: Final = {(source, rule.event): rule.by for rule in LIFECYCLE.rules for source in rule.sources}
+_OPERATOR_MOVE: Final = {
+    source: rule.event
+    for rule in LIFECYCLE.rules
+    if rule.by == "operator"
+    for source in rule.sources
+}
 _BATCH: Final = 5_000
 
 # NexusLIMS's schema before CHECK constraints covered every status: none at all here.
@@ -129,10 +136,11 @@ def _walk(session: _Session, rng: random.Random, now: datetime) -> None:
     _move(session, "end", moment)
     for _attempt in range(rng.choice((0, 1, 1, 1, 2, 3))):
         if session.status is not _S.TO_BE_BUILT:
-            if "retry" not in allowed_events(session.status):
+            requeue = _OPERATOR_MOVE.get(session.status)
+            if requeue is None:
                 break
             moment += timedelta(hours=rng.uniform(1, 24))
-            _move(session, "retry", moment)
+            _move(session, requeue, moment)
         moment += timedelta(hours=rng.uniform(0.1, 24), seconds=rng.randrange(60))
         _move(session, rng.choice(_OUTCOME_EVENTS), moment)
 
@@ -141,9 +149,13 @@ def _move(session: _Session, event: str, moment: datetime) -> None:
     """Apply ``event`` (or the session's START) as NexusLIMS and our store would log it."""
     before = None if event == START_EVENT else session.status
     session.status = _S.WAITING_FOR_END if before is None else next_status(before, event)
-    kind = {START_EVENT: EventType.START, "end": EventType.END, "retry": None}.get(
-        event, EventType.RECORD_GENERATION
-    )
+    if event == START_EVENT:
+        kind: EventType | None = EventType.START
+    elif event == "end":
+        kind = EventType.END
+    else:
+        by = None if before is None else _BY[before, event]
+        kind = None if by == "operator" else EventType.RECORD_GENERATION
     if kind is not None:
         session.rows.append([moment, kind.value, None])
     seq = len(session.history) + 1

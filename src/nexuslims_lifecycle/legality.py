@@ -36,7 +36,7 @@ __all__ = [
     "allowed_events",
     "can",
     "check",
-    "is_terminal",
+    "is_final",
     "next_status",
     "next_statuses",
     "replay",
@@ -65,7 +65,7 @@ _EDGES: Final = frozenset((source, dest) for (source, _), dest in _NEXT.items())
 _CAN: Final = {
     (source, dest): (source, dest) in _EDGES for source in RecordStatus for dest in RecordStatus
 }
-_TERMINAL: Final = LIFECYCLE.terminal
+_FINAL: Final = LIFECYCLE.final
 
 
 def _illegal(status: object, event: object, index: int | None = None) -> IllegalTransition:
@@ -140,6 +140,8 @@ def can(source: RecordStatus | str, dest: RecordStatus | str) -> bool:
     Examples
     --------
     >>> can("COMPLETED", "TO_BE_BUILT")
+    True
+    >>> can("COMPLETED", "ERROR")
     False
     """
     try:
@@ -159,7 +161,7 @@ def allowed_events(status: RecordStatus | str) -> tuple[str, ...]:
     Returns
     -------
     tuple[str, ...]
-        Event names; empty for a terminal status.
+        Event names; empty when no event leaves ``status``.
     """
     try:
         return _ALLOWED[status]  # type: ignore[index]
@@ -178,14 +180,14 @@ def next_statuses(status: RecordStatus | str) -> tuple[RecordStatus, ...]:
     Returns
     -------
     tuple[RecordStatus, ...]
-        Destinations in table order; empty for a terminal status.
+        Destinations in table order; empty when no event leaves ``status``.
     """
     checked = parse_status(status)
     return tuple(dict.fromkeys(_NEXT[checked, event] for event in _ALLOWED[checked]))
 
 
-def is_terminal(status: RecordStatus | str) -> bool:
-    """Return whether ``status`` has no way out (COMPLETED, NO_CONSENT).
+def is_final(status: RecordStatus | str) -> bool:
+    """Return whether ``status`` is final: the builder is done, only an operator moves on.
 
     Parameters
     ----------
@@ -195,9 +197,14 @@ def is_terminal(status: RecordStatus | str) -> bool:
     Returns
     -------
     bool
-        True for a terminal status.
+        True for COMPLETED and NO_CONSENT.
+
+    Examples
+    --------
+    >>> is_final("COMPLETED"), is_final("ERROR")
+    (True, False)
     """
-    return parse_status(status) in _TERMINAL
+    return parse_status(status) in _FINAL
 
 
 def shortest_path(source: RecordStatus | str, dest: RecordStatus | str) -> list[str] | None:
@@ -220,7 +227,9 @@ def shortest_path(source: RecordStatus | str, dest: RecordStatus | str) -> list[
     --------
     >>> shortest_path("ERROR", "NO_CONSENT")
     ['retry', 'deny_consent']
-    >>> shortest_path("COMPLETED", "ERROR") is None
+    >>> shortest_path("COMPLETED", "ERROR")
+    ['reprocess', 'fail']
+    >>> shortest_path("TO_BE_BUILT", "WAITING_FOR_END") is None
     True
     """
     start, goal = parse_status(source), parse_status(dest)

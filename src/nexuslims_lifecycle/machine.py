@@ -466,7 +466,7 @@ class Session:
             _guard_args.reset(token)
 
     def deny_consent(self) -> bool:
-        """Record that the user did not consent: TO_BE_BUILT -> NO_CONSENT (terminal).
+        """Record that the user did not consent: TO_BE_BUILT -> NO_CONSENT (final).
 
         Returns
         -------
@@ -509,6 +509,23 @@ class Session:
             From any other status; nothing changes.
         """  # noqa: E501 - the summary names every source
         return self._fire("retry")
+
+    def reprocess(self) -> bool:
+        """Have a finished record built again: COMPLETED or NO_CONSENT -> TO_BE_BUILT.
+
+        An operator's move, e.g. after an extractor was fixed or consent came later.
+
+        Returns
+        -------
+        bool
+            True: the move happened.
+
+        Raises
+        ------
+        IllegalTransition
+            From any other status; nothing changes.
+        """
+        return self._fire("reprocess")
 
     def may_end(self) -> bool:
         """Return whether :meth:`end` would move the session now."""
@@ -560,6 +577,10 @@ class Session:
     def may_retry(self) -> bool:
         """Return whether :meth:`retry` would move the session now."""
         return self._may("retry")
+
+    def may_reprocess(self) -> bool:
+        """Return whether :meth:`reprocess` would move the session now."""
+        return self._may("reprocess")
 
 
 _LIFECYCLE_MACHINE: Final = _Compiled(build_machine(LIFECYCLE, model=Session), LIFECYCLE)

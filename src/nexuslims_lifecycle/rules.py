@@ -24,10 +24,12 @@ from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import InvalidDefinition, UnknownEvent, UnknownStatus
 
 __all__ = [
+    "ACTORS",
     "EVENTS",
     "FILE_DELAY",
     "LIFECYCLE",
     "START_EVENT",
+    "Actor",
     "EventName",
     "Lifecycle",
     "Rule",
@@ -45,8 +47,15 @@ EventName = Literal[
     "deny_consent",
     "find_no_reservation",
     "retry",
+    "reprocess",
 ]
 """The name of a lifecycle event (a trigger of the machine)."""
+
+Actor = Literal["harvester", "builder", "exporter", "operator"]
+"""Who makes a move in a NexusLIMS deployment."""
+
+ACTORS: Final[tuple[Actor, ...]] = ("harvester", "builder", "exporter", "operator")
+"""Every :data:`Actor`, in the order a session meets them."""
 
 FILE_DELAY: Final = timedelta(days=2)
 """How long after a session ends ``find_no_files`` waits (NexusLIMS's NX_FILE_DELAY_DAYS)."""
@@ -68,6 +77,9 @@ class Rule:
         The status the event leads to.
     meaning
         What happened in NexusLIMS when this move is made.
+    by
+        Who makes the move: the NEMO ``harvester``, the record ``builder``, the
+        ``exporter`` or an ``operator``.
     guard
         Name of a ``Session`` method that must return True for the move to happen.
     """
@@ -76,12 +88,13 @@ class Rule:
     sources: tuple[RecordStatus, ...]
     dest: RecordStatus
     meaning: str
+    by: Actor
     guard: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Lifecycle:
-    """A whole lifecycle: its rules, its initial status and its terminal statuses.
+    """A whole lifecycle: its rules, its initial status and its final statuses.
 
     Parameters
     ----------
@@ -89,13 +102,13 @@ class Lifecycle:
         The moves, in the order they are documented.
     initial
         The status every session starts in.
-    terminal
-        The statuses with no way out.
+    final
+        The statuses where the builder is done: only an operator moves a session on.
     """
 
     rules: tuple[Rule, ...]
     initial: RecordStatus
-    terminal: frozenset[RecordStatus]
+    final: frozenset[RecordStatus]
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -105,36 +118,47 @@ class Lifecycle:
 
 LIFECYCLE: Final = Lifecycle(
     rules=(
-        Rule("end", (_S.WAITING_FOR_END,), _S.TO_BE_BUILT, "the session's END was logged"),
+        Rule(
+            "end",
+            (_S.WAITING_FOR_END,),
+            _S.TO_BE_BUILT,
+            "the session's END was logged",
+            by="harvester",
+        ),
         Rule(
             "complete",
             (_S.TO_BE_BUILT,),
             _S.COMPLETED,
             "record built, validated and exported as the export strategy requires",
+            by="builder",
         ),
         Rule(
             "complete",
             (_S.BUILT_NOT_EXPORTED,),
             _S.COMPLETED,
             "a later export of the already built record succeeded",
+            by="exporter",
         ),
         Rule(
             "fail_export",
             (_S.TO_BE_BUILT,),
             _S.BUILT_NOT_EXPORTED,
             "record built, but the export strategy was not satisfied",
+            by="builder",
         ),
         Rule(
             "fail",
             (_S.TO_BE_BUILT,),
             _S.ERROR,
             "building raised, or the record failed schema validation",
+            by="builder",
         ),
         Rule(
             "find_no_files",
             (_S.TO_BE_BUILT,),
             _S.NO_FILES_FOUND,
             "no files found and the file delay has elapsed since the session ended",
+            by="builder",
             guard="file_delay_elapsed",
         ),
         Rule(
@@ -142,22 +166,33 @@ LIFECYCLE: Final = Lifecycle(
             (_S.TO_BE_BUILT,),
             _S.NO_CONSENT,
             "the user did not consent to data harvesting",
+            by="builder",
         ),
         Rule(
             "find_no_reservation",
             (_S.TO_BE_BUILT,),
             _S.NO_RESERVATION,
             "no matching reservation",
+            by="builder",
         ),
         Rule(
             "retry",
             (_S.ERROR, _S.NO_FILES_FOUND, _S.NO_RESERVATION, _S.BUILT_NOT_EXPORTED),
             _S.TO_BE_BUILT,
             "an operator requeues the session for another build",
+            by="operator",
+        ),
+        Rule(
+            "reprocess",
+            (_S.COMPLETED, _S.NO_CONSENT),
+            _S.TO_BE_BUILT,
+            "an operator has a finished record built again (an extractor was fixed, "
+            "consent came later)",
+            by="operator",
         ),
     ),
     initial=_S.WAITING_FOR_END,
-    terminal=frozenset({_S.COMPLETED, _S.NO_CONSENT}),
+    final=frozenset({_S.COMPLETED, _S.NO_CONSENT}),
 )
 """The NexusLIMS session lifecycle: the contract every other module follows."""
 
@@ -241,14 +276,16 @@ def validate(lifecycle: Lifecycle, model: type | None = None) -> None:
     Every lifecycle must keep these rules; each broken one is reported:
 
     - each (status, event) has at most one move;
+    - each (source, destination) pair has exactly one event, so a status change read
+      from a database names the event that made it;
     - every :class:`~nexuslims_lifecycle.enums.RecordStatus` member is mentioned by some rule;
     - every status is reachable from the initial status;
-    - a terminal status has no way out;
-    - from every non-terminal status some terminal status can be reached. A
-      *resting* status (ERROR, BUILT_NOT_EXPORTED, NO_FILES_FOUND, NO_RESERVATION),
-      where a session may wait until an operator acts, passes because ``retry``
-      leads back to TO_BE_BUILT; a status with no way out that is not declared
-      terminal, or a loop with no exit, does not;
+    - only an operator's move leaves a final status (the builder is done there);
+    - from every status some final status can be reached. A *resting* status (ERROR,
+      BUILT_NOT_EXPORTED, NO_FILES_FOUND, NO_RESERVATION), where a session waits for
+      an operator or the exporter, passes because ``retry`` leads back to
+      TO_BE_BUILT; a status with no way out that is not declared final, or a loop
+      with no exit, does not;
     - every guard names a method of ``model`` (checked only when ``model`` is given).
 
     Parameters
@@ -267,17 +304,18 @@ def validate(lifecycle: Lifecycle, model: type | None = None) -> None:
     Examples
     --------
     >>> validate(LIFECYCLE)
-    >>> broken = Lifecycle(LIFECYCLE.rules, LIFECYCLE.initial, frozenset({_S.COMPLETED}))
+    >>> broken = Lifecycle(LIFECYCLE.rules, LIFECYCLE.initial, frozenset({_S.TO_BE_BUILT}))
     >>> validate(broken)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    nexuslims_lifecycle.errors.InvalidDefinition: ...: NO_CONSENT is not terminal but no ...
+    nexuslims_lifecycle.errors.InvalidDefinition: ...: TO_BE_BUILT is final but 'complete' ...
     """
     problems = [
         *_duplicate_moves(lifecycle),
+        *_ambiguous_changes(lifecycle),
         *_unmentioned(lifecycle),
         *_unreachable(lifecycle),
-        *_terminal_exits(lifecycle),
+        *_final_exits(lifecycle),
         *_unfinishable(lifecycle),
         *_unresolved_guards(lifecycle, model),
     ]
@@ -349,28 +387,45 @@ def _unreachable(lifecycle: Lifecycle) -> Iterator[str]:
             )
 
 
-def _terminal_exits(lifecycle: Lifecycle) -> Iterator[str]:
-    """Report each move out of a terminal status."""
+def _ambiguous_changes(lifecycle: Lifecycle) -> Iterator[str]:
+    """Report each (source, destination) pair that more than one event makes."""
+    events: dict[tuple[RecordStatus, RecordStatus], list[str]] = {}
     for source, event, dest in _moves(lifecycle):
-        if source in lifecycle.terminal:
+        events.setdefault((source, dest), []).append(event)
+    for (source, dest), found in events.items():
+        if len(found) > 1:
             yield (
-                f"{source.value} is terminal but {event!r} leads out of it (to {dest.value}): "
-                f"drop that move, or do not declare {source.value} terminal"
+                f"{source.value} -> {dest.value} is made by {len(found)} events "
+                f"({', '.join(map(repr, found))}): keep one, so a status change read from "
+                "the database names its event"
             )
 
 
+def _final_exits(lifecycle: Lifecycle) -> Iterator[str]:
+    """Report each move out of a final status that is not an operator's."""
+    for rule in lifecycle.rules:
+        for source in rule.sources:
+            if source in lifecycle.final and rule.by != "operator":
+                yield (
+                    f"{source.value} is final but {rule.event!r} (by the {rule.by}) leads "
+                    f"out of it (to {rule.dest.value}): only an operator moves a session "
+                    f"on from a final status; make the move an operator's, or do not "
+                    f"declare {source.value} final"
+                )
+
+
 def _unfinishable(lifecycle: Lifecycle) -> Iterator[str]:
-    """Report each non-terminal status from which no terminal status can be reached."""
+    """Report each status from which no final status can be reached."""
     backwards = [(dest, source) for source, _, dest in _moves(lifecycle)]
-    finishing = _closure(set(lifecycle.terminal), backwards)
-    names = ", ".join(sorted(status.value for status in lifecycle.terminal)) or "none declared"
+    finishing = _closure(set(lifecycle.final), backwards)
+    names = ", ".join(sorted(status.value for status in lifecycle.final)) or "none declared"
     mentioned = _mentioned(lifecycle)
     for status in RecordStatus:
         if status in mentioned and status not in finishing:
             yield (
-                f"{status.value} is not terminal but no terminal status ({names}) can be "
+                f"{status.value} is not final and no final status ({names}) can be "
                 "reached from it: a session there could never finish; add a move out of it, "
-                "or declare it terminal"
+                "or declare it final"
             )
 
 

@@ -60,6 +60,7 @@ _TIMED_EVENTS: Final = frozenset(
 _GUARDS: Final = {
     (source, rule.event): rule.guard for rule in LIFECYCLE.rules for source in rule.sources
 }
+_BY: Final = {(source, rule.event): rule.by for rule in LIFECYCLE.rules for source in rule.sources}
 _STATUSES: Final = st.sampled_from(RecordStatus)
 _EVENTS: Final = st.sampled_from(EVENTS)
 # Events that keep a history going come first: Hypothesis favours (and shrinks
@@ -68,11 +69,11 @@ _ONWARD_FIRST: Final = {
     status: st.sampled_from(
         sorted(
             legality.allowed_events(status),
-            key=lambda event: legality.is_terminal(legality.next_status(status, event)),
+            key=lambda event: legality.is_final(legality.next_status(status, event)),
         )
     )
     for status in RecordStatus
-    if not legality.is_terminal(status)
+    if legality.allowed_events(status)
 }
 _REFUSED: Final = {
     status: tuple(event for event in EVENTS if event not in legality.allowed_events(status))
@@ -305,7 +306,7 @@ def legal_event_sequences(
         WAITING_FOR_END is taken to have ended just before the first step (see
         :attr:`Step.ended_at`).
     max_size
-        The most steps a history has; it stops early at a terminal status.
+        The most steps a history has; it may stop earlier, at any status.
 
     Returns
     -------
@@ -381,7 +382,7 @@ def _rows_of(
     logged = [(began, EventType.START)] + [
         (step.at, EventType.END if step.event == "end" else EventType.RECORD_GENERATION)
         for step in steps
-        if step.event != "retry"
+        if _BY[step.source, step.event] != "operator"
     ]
     return [
         SessionLogRow(
@@ -416,7 +417,8 @@ def session_logs(
 
     Each session has a START row; an END row when it ended; one RECORD_GENERATION
     row per build attempt (every outcome event, including a ``find_no_files``
-    held back by the file delay; ``retry`` writes no row). Like NexusLIMS, every
+    held back by the file delay; an operator's ``retry`` or ``reprocess`` writes no
+    row). Like NexusLIMS, every
     row of a session carries the session's current status. Timestamps are
     timezone-aware and strictly increase within a session; rows are sorted by
     timestamp, as a table filled over time would be.
@@ -514,7 +516,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
 
     After every step these invariants hold: the status is a
     :class:`~nexuslims_lifecycle.enums.RecordStatus`,
-    the one the lifecycle says; a terminal status never changes;
+    the one the lifecycle says; only an operator's move leaves a final status;
     ``allowed_events()`` agrees with the lifecycle (and with
     :mod:`~nexuslims_lifecycle.legality` when checking
     :data:`~nexuslims_lifecycle.rules.LIFECYCLE`).
@@ -546,7 +548,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         self.reference = _reference(self.lifecycle)
         self.expected: RecordStatus = self.lifecycle.initial
         self.ended_at: datetime | None = None
-        self.terminal: RecordStatus | None = None
+        self.last_move: tuple[RecordStatus, Rule] | None = None
         self.session = self.make_session()
 
     def make_session(self) -> Session:
@@ -688,6 +690,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             f"may_{move.event}() said {may!r} from {source}, but {call} then returned {result!r}",
         )
         if result:
+            self.last_move = (self.expected, move)
             self.expected = move.dest
             self.ended_at = calls["at"] if move.event == "end" else self.ended_at
 
@@ -711,16 +714,16 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         )
 
     @invariant()
-    def terminal_status_never_changes(self) -> None:
-        """Check that a session in a terminal status stays there."""
-        status = self.session.status
-        if self.terminal is None:
-            self.terminal = status if status in self.lifecycle.terminal else None
+    def only_an_operator_leaves_a_final_status(self) -> None:
+        """Check that the last move out of a final status was an operator's."""
+        if self.last_move is None:
             return
+        source, move = self.last_move
         _require(
-            status is self.terminal,
-            f"the session left the terminal status {_shown(self.terminal)} for {_shown(status)}; "
-            "no event leaves a terminal status",
+            source not in self.lifecycle.final or move.by == "operator",
+            f"{move.event!r} by the {move.by} moved the session out of the final status "
+            f"{source.value} to {move.dest.value}; only an operator moves a session on from "
+            "a final status",
         )
 
     @invariant()

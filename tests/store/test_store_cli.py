@@ -91,21 +91,32 @@ def test_a_conflict_exits_3_with_a_message_and_writes_nothing(runner, db):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["advance", "{db}", SID, "complete"], "error: cannot 'complete' from WAITING_FOR_END"),
-        (["advance", "{db}", SID, "finish"], "error: unknown lifecycle event 'finish'"),
-        (["status", "{db}", "nope"], "error: unknown session 'nope'"),
-        (["sessions", "{db}", "--status", "done"], "error: unknown record status 'DONE'"),
-        (["start", "{db}", SID, "--instrument", "TEM"], "error: session '" + SID),
-        (["status", "mysql://h/db", SID], "error: unsupported database 'mysql://h/db'"),
+        (["advance", "{db}", SID, "finish"], "error: unknown lifecycle event 'finish'", 2),
+        (["status", "{db}", "nope"], "error: unknown session 'nope'", 2),
+        (["sessions", "{db}", "--status", "done"], "error: unknown record status 'DONE'", 2),
+        (["advance", "{db}", SID, "complete"], "error: cannot 'complete' from WAITING_FOR_END", 1),
+        (["start", "{db}", SID, "--instrument", "TEM"], "error: session '" + SID, 1),
+        (["status", "mysql://h/db", SID], "error: unsupported database 'mysql://h/db'", 1),
     ],
 )
-def test_bad_input_exits_1_with_a_message_and_writes_nothing(runner, db, args, message):
+def test_bad_input_exits_2_a_refusal_1_with_a_message_and_nothing_written(
+    runner, db, args, message, code
+):
     before = dump(db)
     done = runner.invoke(main, [arg.format(db=db) for arg in args])
-    assert done.exit_code == 1
+    assert done.exit_code == code
     assert done.output.startswith(message)
+    assert dump(db) == before
+
+
+def test_an_unusable_file_delay_setting_exits_2_and_writes_nothing(runner, db, monkeypatch):
+    before = dump(db)
+    monkeypatch.setenv("NX_FILE_DELAY_DAYS", "two")
+    done = runner.invoke(main, ["status", db, SID])
+    assert done.exit_code == 2
+    assert done.output.startswith("error: invalid configuration NX_FILE_DELAY_DAYS='two'")
     assert dump(db) == before
 
 

@@ -44,10 +44,12 @@ def test_claims_hand_out_each_waiting_session_once_oldest_first(store):
     assert claims[0].expires_at == "2026-03-02T09:40:00.000000+00:00"
 
 
-def test_a_claim_writes_a_record_generation_row_still_to_be_built(store, db_url):
+def test_a_claim_writes_the_build_row_nexuslims_writes_so_the_session_is_being_built(store, db_url):
     store.claim_next("w", lease=LEASE)
-    assert _kinds(store, "s0")[-1] == ("RECORD_GENERATION", "TO_BE_BUILT")
+    assert _kinds(store, "s0")[-1] == ("RECORD_GENERATION", "WAITING_FOR_END")
     assert store.status("s0") is RecordStatus.TO_BE_BUILT
+    (info,) = [info for info in store.sessions() if info.session_identifier == "s0"]
+    assert info.being_built is True
     assert problems(db_url) == []
 
 

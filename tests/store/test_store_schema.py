@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from _snapshot import dump
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
-from nexuslims_lifecycle.errors import StoreError
+from nexuslims_lifecycle.errors import InvalidArgument, StoreError, UnknownSession
 from nexuslims_lifecycle.store import SessionLogStore
 from nexuslims_lifecycle.store._engine import BUSY_TIMEOUT
 
@@ -130,8 +130,10 @@ def test_unknown_status_values_already_in_the_table_are_a_clear_error(tmp_path):
             store.advance("a1b2", "complete")
         with pytest.raises(StoreError, match="REBUILD_ME"):
             store.status("a1b2")
-        with pytest.raises(StoreError, match="REBUILD_ME"):
-            list(store.sessions())
+        (listed,) = store.sessions()
+        assert (listed.status, listed.being_built) == (None, False)
+        assert listed.problem is not None
+        assert "REBUILD_ME" in listed.problem
     assert dump(path) == before
 
 
@@ -145,10 +147,17 @@ def test_rows_that_disagree_on_the_status_are_a_clear_error(tmp_path):
         before = dump(path)
         with pytest.raises(StoreError, match=r"disagree on record_status \(COMPLETED, TO_BE"):
             store.advance("a1b2", "complete")
+        (listed,) = store.sessions()
+        assert listed.status is None
+        assert listed.problem is not None
+        assert "disagree on record_status (COMPLETED, TO_BE_BUILT)" in listed.problem
+        assert list(store.sessions("COMPLETED")) == []
+        assert list(store.sessions("TO_BE_BUILT")) == []
     assert dump(path) == before
 
 
 def test_an_uninitialised_database_says_to_run_init(sqlite_url):
+    sqlite3.connect(sqlite_url).close()  # an empty file: no tables
     with (
         SessionLogStore(sqlite_url) as store,
         pytest.raises(StoreError, match=r"is not initialised .*run `init` on it first"),
@@ -192,13 +201,73 @@ def test_a_password_never_shows_in_the_store_repr():
     assert "postgresql+psycopg://nexus:***@db.example.org/nexuslims" in repr(store)
 
 
-def test_sqlite_connections_use_wal_and_a_busy_timeout(sqlite_url):
+def _pragmas(url: str) -> tuple[str, int, int]:
+    """Return journal_mode, busy_timeout and synchronous of a store connection."""
+    with SessionLogStore(url) as store, store.engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    return mode, timeout, synchronous
+
+
+def test_init_keeps_the_journal_mode_and_sets_a_busy_timeout(sqlite_url):
     with SessionLogStore(sqlite_url) as store:
         store.init()
-        with store.engine.connect() as conn:
-            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-            timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
-    assert (mode, timeout) == ("wal", int(BUSY_TIMEOUT * 1000))
+    assert _pragmas(sqlite_url) == ("delete", int(BUSY_TIMEOUT * 1000), 2)  # FULL
+
+
+def test_init_with_wal_switches_the_file_to_wal_for_good(sqlite_url):
+    with SessionLogStore(sqlite_url) as store:
+        store.init(wal=True)
+    assert _pragmas(sqlite_url) == ("wal", int(BUSY_TIMEOUT * 1000), 1)  # NORMAL
+
+
+def test_wal_is_refused_on_postgresql(postgres_url):
+    with (
+        SessionLogStore(postgres_url) as store,
+        pytest.raises(InvalidArgument, match=r"wal.*SQLite files only"),
+    ):
+        store.init(wal=True)
+
+
+def test_a_nexuslims_file_never_initialised_reads_with_an_empty_history(tmp_path):
+    path = _nexuslims_db(tmp_path / "n.sqlite")
+    before = dump(path)
+    with SessionLogStore(path) as store:
+        assert store.history("a1b2") == []
+        assert store.status("a1b2") is RecordStatus.TO_BE_BUILT
+        with pytest.raises(UnknownSession, match="unknown session 'nope'"):
+            store.history("nope")
+    assert dump(path) == before
+
+
+def test_reading_and_moving_never_change_a_nexuslims_files_journal_mode(tmp_path):
+    path = _nexuslims_db(tmp_path / "n.sqlite")
+    with SessionLogStore(path) as store:
+        store.status("a1b2")
+        store.init()
+        store.status("a1b2")
+        store.history("a1b2")
+        list(store.sessions())
+        store.advance("a1b2", "fail")
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_reading_a_missing_file_creates_nothing_and_says_what_to_do(tmp_path):
+    path = tmp_path / "typo.sqlite"
+    with SessionLogStore(path) as store:
+        for read in (
+            lambda: store.status("s"),
+            lambda: store.history("s"),
+            lambda: list(store.sessions()),
+            lambda: store.advance("s", "end"),
+            lambda: store.claim_next("w", lease=60),
+        ):
+            with pytest.raises(StoreError, match=r"typo.sqlite does not exist: check the path"):
+                read()
+    assert not path.exists()
 
 
 def test_the_core_imports_without_sqlalchemy_and_the_store_says_which_extra():

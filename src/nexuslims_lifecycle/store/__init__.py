@@ -22,6 +22,7 @@ from nexuslims_lifecycle.errors import (
     SessionExists,
     StoreError,
     TransitionConflict,
+    UnknownInstrument,
     UnknownSession,
 )
 from nexuslims_lifecycle.store._retry import retry_on_conflict
@@ -37,6 +38,7 @@ __all__ = [
     "SessionLogStore",
     "StoreError",
     "TransitionConflict",
+    "UnknownInstrument",
     "UnknownSession",
     "retry_on_conflict",
 ]

@@ -1,9 +1,12 @@
 """Engines for the store: an embedded SQLite file done right, or PostgreSQL via psycopg 3.
 
-SQLite: every connection uses WAL (readers never block the writer), waits up to
-:data:`BUSY_TIMEOUT` for the write lock instead of failing, and opens write
-transactions with ``BEGIN IMMEDIATE`` so two writers never both read and then
-both try to upgrade (the upgrade is what ends in "database is locked").
+SQLite: every connection waits up to :data:`BUSY_TIMEOUT` for the write lock instead
+of failing, and opens write transactions with ``BEGIN IMMEDIATE`` so two writers never
+both read and then both try to upgrade (the upgrade is what ends in "database is
+locked"). The file's journal mode is left as it is: NexusLIMS keeps its database in
+``journal_mode=delete``, and its backup before a migration copies the file alone, so
+switching to WAL (persistent, and readers' writes land in a ``-wal`` file) is only
+done when asked (:func:`use_wal`, ``init(wal=True)``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from nexuslims_lifecycle.errors import StoreError
 
-__all__ = ["BUSY_TIMEOUT", "WRITE", "create_engine", "to_url"]
+__all__ = ["BUSY_TIMEOUT", "WRITE", "create_engine", "journal_mode", "to_url", "use_wal"]
 
 BUSY_TIMEOUT: Final = 60.0
 """Seconds a SQLite writer waits for the write lock before giving up."""
@@ -103,8 +106,9 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        # Reading the mode writes nothing; NORMAL is durable enough only under WAL.
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -116,6 +120,34 @@ def _sqlite_engine(url: URL) -> Engine:
             raw.execute("BEGIN")
 
     return engine
+
+
+def journal_mode(conn: sa.Connection) -> str:
+    """Return a SQLite file's journal mode (``delete``, ``wal``...); reading changes nothing."""
+    return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+
+
+def use_wal(engine: Engine) -> None:
+    """Switch a SQLite file to WAL for good: readers then never block the writer.
+
+    Runs outside any transaction (SQLite cannot change the mode inside one).
+
+    Raises
+    ------
+    StoreError
+        When SQLite refuses (a file system without shared memory, say).
+    """
+    raw: Any = engine.raw_connection()
+    try:
+        mode = str(raw.driver_connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+    except sqlite3.Error as error:
+        statement = "PRAGMA journal_mode = WAL"
+        raise sa.exc.DBAPIError.instance(statement, (), error, sqlite3.Error) from error
+    finally:
+        raw.close()
+    if mode != "wal":
+        msg = f"SQLite kept journal_mode={mode} instead of WAL (a network file system?)"
+        raise StoreError(msg)
 
 
 def _begin_immediate(raw: Any) -> None:

@@ -16,8 +16,8 @@ PostgreSQL path of ``advance``, :mod:`._postgres`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -29,11 +29,12 @@ from nexuslims_lifecycle.errors import (
     SessionExists,
     StoreError,
     TransitionConflict,
+    UnknownInstrument,
     UnknownSession,
 )
 from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
 from nexuslims_lifecycle.store import _sql
-from nexuslims_lifecycle.store._types import parse_stored_time, utc_text
+from nexuslims_lifecycle.store._types import parse_stored_time
 
 __all__ = [
     "Move",
@@ -54,6 +55,7 @@ __all__ = [
 ]
 
 _END = EventType.END.value
+_START = EventType.START.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +68,63 @@ class Move:
     at: datetime
     now: datetime
     expected: RecordStatus | None
+    file_delay: timedelta = FILE_DELAY
 
 
 @dataclass(frozen=True, slots=True)
 class SessionRows:
-    """What one read of a session's ``session_log`` rows found."""
+    """What one read of a session's ``session_log`` rows found.
+
+    ``being_built`` is NexusLIMS's mark of a build under way (or crashed): a
+    RECORD_GENERATION row still WAITING_FOR_END beside TO_BE_BUILT rows.
+    """
 
     status: RecordStatus
     count: int
     instrument: str
     user: str | None
     ended_at: str | None
+    being_built: bool = False
+
+
+_BUILD: Final = EventType.RECORD_GENERATION.value
+_WAITING: Final = RecordStatus.WAITING_FOR_END.value
+_QUEUED: Final = RecordStatus.TO_BE_BUILT.value
+
+
+def is_build_row(event_type: str, record_status: str) -> bool:
+    """Return whether a row is a build in progress: RECORD_GENERATION, still WAITING_FOR_END.
+
+    NexusLIMS's record builder inserts such a row when it starts building a session
+    and sets it, with every other row of the session, to the outcome when it is done.
+    """
+    return event_type == _BUILD and record_status == _WAITING
+
+
+def session_status(
+    session_identifier: str, values: set[str], building: int
+) -> tuple[RecordStatus, bool]:
+    """Return a session's status and whether it is being built, from what its rows hold.
+
+    Parameters
+    ----------
+    session_identifier
+        The session, for messages.
+    values
+        The statuses of its rows that are not builds in progress (:func:`is_build_row`).
+    building
+        How many of its rows are builds in progress.
+
+    Raises
+    ------
+    StoreError
+        When the rows disagree, or hold a value that is not a RecordStatus.
+    """
+    if building and values <= {_QUEUED}:
+        return RecordStatus.TO_BE_BUILT, True
+    if building:
+        values = values | {_WAITING}
+    return agreed_status(session_identifier, values), False
 
 
 def agreed_status(session_identifier: str, values: set[str]) -> RecordStatus:
@@ -119,9 +167,18 @@ def rows_of(session_identifier: str, rows: list[Any]) -> SessionRows:
     if not rows:
         raise UnknownSession(session_identifier)
     # Columns: record_status, instrument, user, event_type, timestamp.
-    status = agreed_status(session_identifier, {row[0] for row in rows})
+    settled = {row[0] for row in rows if not is_build_row(row[3], row[0])}
+    status, being_built = session_status(session_identifier, settled, len(rows) - _count(rows))
     ends = [row[4] for row in rows if row[3] == _END]
-    return SessionRows(status, len(rows), rows[0][1], rows[0][2], (ends or [None])[-1])
+    start = next((row for row in rows if row[3] == _START), rows[0])
+    return SessionRows(
+        status, len(rows), start[1], start[2], (ends or [None])[-1], being_built=being_built
+    )
+
+
+def _count(rows: list[Any]) -> int:
+    """Return how many of ``rows`` are not builds in progress."""
+    return sum(1 for row in rows if not is_build_row(row[3], row[0]))
 
 
 def _locks(conn: sa.Connection) -> bool:
@@ -160,9 +217,27 @@ def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
     return int(key)
 
 
+def check_instrument(conn: sa.Connection, instrument: str) -> None:
+    """Refuse an instrument that an existing NexusLIMS ``instruments`` table does not list.
+
+    A database without that table (one the store created on its own) accepts any.
+    """
+    if not sa.inspect(conn).has_table("instruments"):
+        return
+    known = [
+        str(name)
+        for (name,) in conn.exec_driver_sql(
+            "SELECT instrument_pid FROM instruments ORDER BY instrument_pid"
+        )
+    ]
+    if instrument not in known:
+        raise UnknownInstrument(instrument, known)
+
+
 def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) -> RecordStatus:
     """Write a new session's START row and first history entry."""
     sid = move.session_identifier
+    check_instrument(conn, instrument)
     existing = _sql.run(conn, _sql.SELECT_ROWS, {"sid": sid}).fetchone()
     if existing is not None:
         raise SessionExists(sid, existing[0])
@@ -192,8 +267,8 @@ def _check_file_delay(rows: SessionRows, move: Move) -> None:
     if rows.ended_at is None:
         raise MissingEndTime(move.session_identifier, move.event)
     ended = parse_stored_time(rows.ended_at, move.session_identifier)
-    if move.now - ended < FILE_DELAY:
-        raise FileDelayNotElapsed(move.session_identifier, ended, ended + FILE_DELAY)
+    if move.now - ended < move.file_delay:
+        raise FileDelayNotElapsed(move.session_identifier, ended, ended + move.file_delay)
 
 
 def claim_holder(claim: Any, move: Move) -> str | None:
@@ -204,7 +279,7 @@ def claim_holder(claim: Any, move: Move) -> str | None:
     if claim is None:
         return None
     worker, expires_at = claim
-    if worker == move.actor or expires_at > utc_text(move.now):
+    if worker == move.actor or datetime.fromisoformat(expires_at) > move.now:
         return str(worker)
     return None
 
@@ -257,13 +332,13 @@ def event_row(move: Move, rows: SessionRows, *, claimed: bool) -> EventType | No
     """Return the event type of the session_log row a move adds, if any.
 
     That is END for ``end``, and RECORD_GENERATION for a build outcome (a move out of
-    TO_BE_BUILT) that no claim marked yet. A claimed build already has its
-    RECORD_GENERATION row (written by the claim, as NexusLIMS writes one when an
-    attempt starts), so its outcome adds none.
+    TO_BE_BUILT) of a session not being built. A session being built already has its
+    RECORD_GENERATION row (written by NexusLIMS's builder, or by our claim, when the
+    attempt started), which the outcome moves with the other rows; it adds none.
     """
     if move.event == "end":
         return EventType.END
-    if rows.status is RecordStatus.TO_BE_BUILT and not claimed:
+    if rows.status is RecordStatus.TO_BE_BUILT and not (claimed or rows.being_built):
         return EventType.RECORD_GENERATION
     return None
 
@@ -282,7 +357,9 @@ def write(
     """
     sid = move.session_identifier
     moved = _sql.run(
-        conn, _sql.UPDATE_STATUS, {"sid": sid, "old": rows.status.value, "new": dest.value}
+        conn,
+        _sql.UPDATE_STATUS,
+        {"sid": sid, "old": rows.status.value, "building": rows.being_built, "new": dest.value},
     )
     kind = event_row(move, rows, claimed=holder is not None)
     if kind is not None:

@@ -79,7 +79,9 @@ the session."""
 
 WRITE: Final = (
     "WITH moved AS (UPDATE session_log SET record_status = $3::text "
-    "WHERE session_identifier = $1::text AND record_status = $2::text RETURNING 1), "
+    "WHERE session_identifier = $1::text AND (record_status = $2::text OR ($12::boolean "
+    "AND event_type = 'RECORD_GENERATION' AND record_status = 'WAITING_FOR_END')) "
+    "RETURNING 1), "
     "added AS (INSERT INTO session_log "
     '(session_identifier, instrument, timestamp, event_type, record_status, "user") '
     "SELECT $1::text, $5::text, $6::text, $7::text, $3::text, $8::text "
@@ -96,7 +98,8 @@ WRITE: Final = (
 """The writes of a move, failing with :data:`ROWS_LOST` unless exactly the rows read
 moved. Parameters: the session, from, to, the number of rows read, instrument, time,
 the event type of the row to add (NULL: none), user, event, actor, whether the
-build claim ends."""
+build claim ends, whether the session is being built (its build rows in progress move
+too)."""
 
 AGREE: Final = (
     "SELECT CAST(CASE WHEN EXISTS (SELECT FROM session_log WHERE session_identifier = "
@@ -179,6 +182,7 @@ def _advance(pooled: PoolProxiedConnection, move: _moves.Move) -> RecordStatus:
             *wire.encode_all(move.at.isoformat(), None if kind is None else kind.value, info.user),
             *wire.encode_all(move.event, move.actor),
             b"t" if _moves.releases_claim(info, dest) else b"f",
+            b"t" if info.being_built else b"f",
         ]
         agree = [*key, wire.encode(dest.value)]
         wire.send(_NAME_WRITE, writes)

@@ -1,5 +1,10 @@
 """The build queue: hand each TO_BE_BUILT session to exactly one builder at a time.
 
+Lease times are the store's own fixed-width UTC text (:func:`._types.utc_text`), the
+one column whose times the database compares as text: only the store writes it, in
+one form, so text order is time order there (``session_log`` times, written by
+NexusLIMS in any offset, are only ever compared as parsed datetimes).
+
 A claim is one write transaction that (1) picks the oldest TO_BE_BUILT session with
 no live claim (on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so builders on many
 machines pick different sessions instead of queueing on one), (2) takes the lease in
@@ -28,7 +33,7 @@ from nexuslims_lifecycle.store._moves import insert_row, read_session
 from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG
 from nexuslims_lifecycle.store._types import Claim, utc_text
 
-__all__ = ["claim_next"]
+__all__ = ["abandon", "claim_next"]
 
 _LOG = SESSION_LOG.c
 _CLAIM = BUILD_CLAIM.c
@@ -42,15 +47,34 @@ class _Lost(Exception):
 def _candidate(conn: sa.Connection, now_text: str, skip: set[str]) -> str | None:
     """Return the oldest TO_BE_BUILT session without a live claim, locking its START row.
 
-    Every writer locks a session's rows in id order, START first, so locking the
-    START row here cannot deadlock with a move of the same session.
+    A session that NexusLIMS's own builder is building (a RECORD_GENERATION row still
+    WAITING_FOR_END, and no claim of ours) is passed over: NexusLIMS cannot see our
+    claims, so taking it would build it twice. One whose claim of ours expired is
+    taken over. Every writer locks a session's rows in id order, START first, so
+    locking the START row here cannot deadlock with a move of the same session.
     """
-    live = sa.exists().where(
-        _CLAIM.session_identifier == _LOG.session_identifier, _CLAIM.expires_at > now_text
+    claims = sa.select(_CLAIM.session_identifier).where(
+        _CLAIM.session_identifier == _LOG.session_identifier
+    )
+    live = claims.where(_CLAIM.expires_at > now_text).exists()
+    other = SESSION_LOG.alias("build")
+    building = (
+        sa.select(other.c.id_session_log)
+        .where(
+            other.c.session_identifier == _LOG.session_identifier,
+            other.c.event_type == EventType.RECORD_GENERATION.value,
+            other.c.record_status == RecordStatus.WAITING_FOR_END.value,
+        )
+        .exists()
     )
     query = (
         sa.select(_LOG.session_identifier)
-        .where(_LOG.event_type == EventType.START.value, _LOG.record_status == _TBB, ~live)
+        .where(
+            _LOG.event_type == EventType.START.value,
+            _LOG.record_status == _TBB,
+            ~live,
+            sa.or_(claims.exists(), ~building),
+        )
         .order_by(_LOG.id_session_log)
         .limit(1)
     )
@@ -86,9 +110,15 @@ def _take_lease(conn: sa.Connection, claim: Claim, now_text: str) -> str | None:
 
 
 def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
-    """Re-assert TO_BE_BUILT on every row and write the attempt's RECORD_GENERATION row."""
+    """Re-assert TO_BE_BUILT on every row and write the attempt's RECORD_GENERATION row.
+
+    The row is the one NexusLIMS's builder writes when it starts a build:
+    RECORD_GENERATION, WAITING_FOR_END, so the session reads as *being built* until
+    the outcome moves every row.
+    """
     rows = read_session(conn, sid, lock=True)
-    touched = _sql.run(conn, _sql.UPDATE_STATUS, {"sid": sid, "old": _TBB, "new": _TBB}).rowcount
+    params = {"sid": sid, "old": _TBB, "building": rows.being_built}
+    touched = _sql.run(conn, _sql.TOUCH_STATUS, params).rowcount
     if rows.status is not RecordStatus.TO_BE_BUILT or touched != rows.count:
         raise _Lost
     marker = insert_row(
@@ -98,13 +128,38 @@ def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
             "instrument": rows.instrument,
             "timestamp": at_text,
             "event_type": EventType.RECORD_GENERATION.value,
-            "record_status": _TBB,
+            "record_status": RecordStatus.WAITING_FOR_END.value,
             "user": rows.user,
         },
     )
     if read_session(conn, sid).count != rows.count + 1:
         raise _Lost
     _sql.run(conn, _sql.SET_MARKER, {"sid": sid, "marker": marker})
+
+
+def abandon(conn: sa.Connection, sid: str, worker: str) -> bool:
+    """End ``worker``'s claim on ``sid`` and delete the build row the claim wrote.
+
+    What NexusLIMS's builder does when it finds no files before the file delay has
+    passed: the attempt leaves no trace and the session stays TO_BE_BUILT, for a
+    later run. Returns whether ``worker`` held a claim (else nothing is changed).
+    """
+    held = conn.execute(
+        sa.select(_CLAIM.marker_id).where(_CLAIM.session_identifier == sid, _CLAIM.worker == worker)
+    ).first()
+    if held is None:
+        return False
+    if held.marker_id is not None:
+        conn.execute(
+            SESSION_LOG.delete().where(
+                _LOG.id_session_log == held.marker_id,
+                _LOG.session_identifier == sid,
+                _LOG.event_type == EventType.RECORD_GENERATION.value,
+                _LOG.record_status == RecordStatus.WAITING_FOR_END.value,
+            )
+        )
+    conn.execute(BUILD_CLAIM.delete().where(_CLAIM.session_identifier == sid))
+    return True
 
 
 def claim_next(

@@ -16,6 +16,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.sql.expression import ClauseElement
 
+from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG, STATUS_HISTORY
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "SELECT_ROWS",
     "SELECT_ROWS_LOCKED",
     "SET_MARKER",
+    "TOUCH_STATUS",
     "UPDATE_STATUS",
     "run",
 ]
@@ -45,12 +47,32 @@ SELECT_ROWS: Final = (
 SELECT_ROWS_LOCKED: Final = SELECT_ROWS.with_for_update()
 """The same, locking the rows in id order (PostgreSQL; SQLite ignores it)."""
 
+_HELD: Final = sa.or_(
+    _LOG.record_status == sa.bindparam("old", type_=sa.String),
+    sa.and_(
+        sa.bindparam("building", type_=sa.Boolean),
+        _LOG.event_type == sa.literal_column(f"'{EventType.RECORD_GENERATION.value}'"),
+        _LOG.record_status == sa.literal_column(f"'{RecordStatus.WAITING_FOR_END.value}'"),
+    ),
+)
+# A row holds the status read: ``old``, or, for a session being built, its build row
+# in progress (RECORD_GENERATION still WAITING_FOR_END), which moves with the rest.
+
 UPDATE_STATUS: Final = (
     SESSION_LOG.update()
-    .where(_LOG.session_identifier == _SID, _LOG.record_status == sa.bindparam("old"))
+    .where(_LOG.session_identifier == _SID, _HELD)
     .values(record_status=sa.bindparam("new"))
 )
-"""Compare-and-set of every row of a session. Parameters: ``sid``, ``old``, ``new``."""
+"""Compare-and-set of every row of a session, build rows in progress included when
+``building``. Parameters: ``sid``, ``old``, ``building``, ``new``."""
+
+TOUCH_STATUS: Final = (
+    SESSION_LOG.update()
+    .where(_LOG.session_identifier == _SID, _HELD)
+    .values(record_status=_LOG.record_status)
+)
+"""Lock and count the rows that hold the status read, changing nothing (the build
+queue's re-assertion). Parameters: ``sid``, ``old``, ``building``."""
 
 INSERT_ROW: Final = (
     SESSION_LOG.insert()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,11 +14,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import PoolProxiedConnection
 
-from nexuslims_lifecycle.enums import RecordStatus
-from nexuslims_lifecycle.errors import StoreError, TransitionConflict
+from nexuslims_lifecycle import config
+from nexuslims_lifecycle.enums import EventType, RecordStatus
+from nexuslims_lifecycle.errors import (
+    FileDelayNotElapsed,
+    InvalidArgument,
+    StoreError,
+    TransitionConflict,
+)
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _moves, _postgres, _queue
-from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url
+from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url, use_wal
 from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
     Claim,
@@ -45,6 +51,19 @@ class SessionLogStore:
     url
         A SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``) or a plain file
         path, which means a SQLite file. Nothing is opened until first use.
+    file_delay
+        How long after a session's END ``find_no_files`` must wait; by default
+        NexusLIMS's ``NX_FILE_DELAY_DAYS`` (float days) when set, else 2 days
+        (:func:`~nexuslims_lifecycle.config.file_delay`).
+
+    Raises
+    ------
+    InvalidConfiguration
+        When ``NX_FILE_DELAY_DAYS`` is set to something unusable.
+    InvalidArgument
+        For a ``file_delay`` that is not a positive timedelta.
+    StoreError
+        For a URL that is not SQLite or PostgreSQL.
 
     Examples
     --------
@@ -66,7 +85,10 @@ class SessionLogStore:
     >>> store.close()
     """
 
-    def __init__(self, url: str | Path | URL) -> None:
+    def __init__(self, url: str | Path | URL, *, file_delay: timedelta | None = None) -> None:
+        self.file_delay = config.file_delay() if file_delay is None else file_delay
+        if not isinstance(self.file_delay, timedelta) or self.file_delay <= timedelta(0):
+            raise InvalidArgument("file_delay", file_delay, "a timedelta > 0, or None")
         self.url = to_url(url)
         self.engine = create_engine(self.url)
         self._own: PoolProxiedConnection | None = None  # see _advance_postgres
@@ -125,9 +147,20 @@ class SessionLogStore:
             )
         return f"cannot use {self._where}: {text}"
 
+    def _require_file(self) -> None:
+        """Refuse a SQLite file that does not exist (only ``init`` creates one)."""
+        if self.url.get_backend_name() != "sqlite" or Path(str(self.url.database)).exists():
+            return
+        msg = f"{self._where} does not exist: check the path, or run `init` to create it"
+        raise StoreError(msg, url=self._where)
+
     @contextmanager
-    def _write(self, move: _moves.Move | None = None) -> Iterator[sa.Connection]:
+    def _write(
+        self, move: _moves.Move | None = None, *, create: bool = False
+    ) -> Iterator[sa.Connection]:
         """Open one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        if not create:
+            self._require_file()
         with self._translated(move), self.engine.connect() as conn:
             conn.execution_options(**{WRITE: True})
             with conn.begin():
@@ -175,25 +208,42 @@ class SessionLogStore:
     @contextmanager
     def _read(self, *, stream: bool = False) -> Iterator[sa.Connection]:
         """Open one read transaction (a single statement on PostgreSQL needs none)."""
+        self._require_file()
         with self._translated(), self.engine.connect() as conn:
             if not stream and conn.dialect.name == "postgresql":
                 conn.execution_options(isolation_level="AUTOCOMMIT")
             with conn.begin():
                 yield conn
 
-    def init(self) -> None:
+    def init(self, *, wal: bool = False) -> None:
         """Create the tables that are missing; never alter or delete existing ones.
 
         Pointed at an existing NexusLIMS database, this leaves its ``session_log``
-        as it is and adds only ``status_history`` and ``build_claim``.
+        as it is and adds only ``status_history`` and ``build_claim``. A SQLite
+        file keeps its journal mode (NexusLIMS's is ``delete``) unless ``wal``.
+
+        Parameters
+        ----------
+        wal
+            Switch a SQLite file to WAL for good, so readers never block the writer:
+            for a file the store alone (or many builders) write. Not for a file that
+            NexusLIMS backs up by copying it (``nexuslims db upgrade``), since WAL
+            keeps recent writes in a ``-wal`` file beside it.
 
         Raises
         ------
         StoreError
             When the database cannot be opened, or its ``session_log`` lacks a column
             the store needs.
+        InvalidArgument
+            For ``wal`` on PostgreSQL, which has no such mode.
         """
-        with self._write() as conn:
+        if wal and self.url.get_backend_name() != "sqlite":
+            raise InvalidArgument("wal", wal, "False: WAL is a mode of SQLite files only")
+        if wal:
+            with self._translated():
+                use_wal(self.engine)
+        with self._write(create=True) as conn:
             METADATA.create_all(conn, checkfirst=True)
             found = {column["name"] for column in sa.inspect(conn).get_columns("session_log")}
         missing = [column.name for column in SESSION_LOG.columns if column.name not in found]
@@ -234,6 +284,9 @@ class SessionLogStore:
         ------
         SessionExists
             When a session with this identifier already has rows; nothing is written.
+        UnknownInstrument
+            When the database has NexusLIMS's ``instruments`` table and it does not
+            list ``instrument``; nothing is written.
         InvalidArgument
             For an empty identifier or instrument, or a naive ``at``.
         """
@@ -244,6 +297,79 @@ class SessionLogStore:
         move = _moves.Move(sid, START_EVENT, who, when, when, None)
         with self._write() as conn:
             return _moves.start(conn, move, where, who)
+
+    def record_usage(
+        self,
+        session_identifier: str,
+        started: datetime,
+        ended: datetime,
+        *,
+        instrument: str,
+        user: str | None = None,
+        actor: str | None = None,
+    ) -> RecordStatus:
+        """Record a usage event that has already ended, as NexusLIMS's NEMO harvester does.
+
+        Writes the START and END rows, both TO_BE_BUILT, and the history entries
+        ``start`` and ``end``, in one transaction: the session enters the lifecycle
+        ready to be built.
+
+        Parameters
+        ----------
+        session_identifier
+            The new session's identifier (for NEMO, the usage event's URL).
+        started, ended
+            When the usage event began and ended (timezone-aware; NexusLIMS keeps the
+            offset NEMO sent).
+        instrument
+            The instrument's identifier.
+        user
+            The user's name (NEMO's username), if known.
+        actor
+            Who recorded the END (e.g. ``"harvester"``), for the history.
+
+        Returns
+        -------
+        RecordStatus
+            TO_BE_BUILT.
+
+        Raises
+        ------
+        SessionExists
+            When a session with this identifier already has rows; nothing is written.
+        UnknownInstrument
+            When NexusLIMS's ``instruments`` table does not list ``instrument``.
+        InvalidArgument
+            For an empty identifier or instrument, a naive time, or ``ended`` before
+            ``started``.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from datetime import datetime, timedelta, timezone
+        >>> db = pathlib.Path(tempfile.mkdtemp()) / "nexuslims.db"
+        >>> store = SessionLogStore(db)
+        >>> store.init()
+        >>> began = datetime(2026, 11, 30, 9, 0, tzinfo=timezone(timedelta(hours=-7)))
+        >>> sid = "https://nemo.example.org/api/usage_events/?id=77"
+        >>> store.record_usage(sid, began, began + timedelta(hours=3), instrument="FEI-Titan")
+        <RecordStatus.TO_BE_BUILT: 'TO_BE_BUILT'>
+        >>> [(entry.event, entry.to_status.value) for entry in store.history(sid)]
+        [('start', 'WAITING_FOR_END'), ('end', 'TO_BE_BUILT')]
+        >>> store.close()
+        """
+        sid = str(identifier(session_identifier, "session_identifier"))
+        where = str(identifier(instrument, "instrument"))
+        who = identifier(user, "user", optional=True)
+        recorder = identifier(actor, "actor", optional=True)
+        began, finished = _given(started, "started"), _given(ended, "ended")
+        if finished < began:
+            raise InvalidArgument("ended", ended, f"a time at or after started ({began})")
+        opening = _moves.Move(sid, START_EVENT, who, began, began, None)
+        closing = _moves.Move(sid, "end", recorder, finished, finished, None)
+        with self._write(closing) as conn:
+            _moves.start(conn, opening, where, who)
+            return _moves.advance(conn, closing)
 
     def advance(
         self,
@@ -290,8 +416,10 @@ class SessionLogStore:
             Another writer moved the session first, it is not in ``expected``, or another
             worker holds its build claim. ``.current`` is the status now.
         FileDelayNotElapsed
-            ``find_no_files`` before :data:`~nexuslims_lifecycle.rules.FILE_DELAY` has
-            passed since the END row: the session stays TO_BE_BUILT.
+            ``find_no_files`` before the store's ``file_delay`` has passed since the
+            END row: the session stays TO_BE_BUILT. If ``actor`` held the session's
+            build claim, the claim ends and its RECORD_GENERATION row is deleted, as
+            NexusLIMS's builder deletes its own: the attempt leaves no trace.
         IllegalTransition
             The lifecycle does not allow ``event`` from the session's status.
         UnknownSession, UnknownEvent, UnknownStatus, InvalidArgument, StoreError
@@ -303,12 +431,18 @@ class SessionLogStore:
         when = aware(at, "at")
         clock = when if now is None and at is not None else aware(now, "now")
         who = identifier(actor, "actor", optional=True)
-        move = _moves.Move(sid, name, who, when, clock, hope)
-        if self.url.get_backend_name() == "postgresql":
-            with self._translated(move):
-                return self._on_postgres(lambda pooled: _postgres.advance(pooled, move))
-        with self._write(move) as conn:
-            return _moves.advance(conn, move)
+        move = _moves.Move(sid, name, who, when, clock, hope, self.file_delay)
+        try:
+            if self.url.get_backend_name() == "postgresql":
+                with self._translated(move):
+                    return self._on_postgres(lambda pooled: _postgres.advance(pooled, move))
+            with self._write(move) as conn:
+                return _moves.advance(conn, move)
+        except FileDelayNotElapsed:
+            if who is not None:
+                with self._write() as conn:
+                    _queue.abandon(conn, sid, who)
+            raise
 
     def status(self, session_identifier: str) -> RecordStatus:
         """Return a session's record status.
@@ -330,17 +464,21 @@ class SessionLogStore:
     def history(self, session_identifier: str) -> list[HistoryEntry]:
         """Return a session's moves, oldest first (empty for one no move was recorded for).
 
+        A database that was never ``init``-ed (NexusLIMS's own) has no history: empty.
+
         Raises
         ------
         UnknownSession
             When no row has this identifier.
         """
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(STATUS_HISTORY)
-                .where(_HIST.session_identifier == session_identifier)
-                .order_by(_HIST.seq)
-            ).all()
+            rows: Sequence[Any] = ()
+            if sa.inspect(conn).has_table(STATUS_HISTORY.name):  # NexusLIMS's own file: none
+                rows = conn.execute(
+                    sa.select(STATUS_HISTORY)
+                    .where(_HIST.session_identifier == session_identifier)
+                    .order_by(_HIST.seq)
+                ).all()
             if not rows:
                 _moves.read_session(conn, session_identifier)
         return [_entry(row) for row in rows]
@@ -348,31 +486,25 @@ class SessionLogStore:
     def sessions(self, status: RecordStatus | str | None = None) -> Iterator[SessionInfo]:
         """Yield every session (or those in ``status``), oldest first, streamed.
 
+        A session being built (see :class:`SessionInfo`) is TO_BE_BUILT. A session
+        whose rows disagree is listed with status None and the problem, never skipped
+        and never an error: finding and repairing it is the audit's job. Asked for
+        one ``status``, only sessions whose rows agree on it are listed.
+
         Raises
         ------
         UnknownStatus
             For a ``status`` that is not a RecordStatus.
-        StoreError
-            At a session whose rows disagree or hold an unknown status.
         """
         wanted = None if status is None else parse_status(status).value
-        query = sa.select(
-            _LOG.session_identifier,
-            sa.func.min(_LOG.instrument).label("instrument"),
-            sa.func.max(_LOG.user).label("user"),
-            sa.func.min(_LOG.record_status).label("low"),
-            sa.func.max(_LOG.record_status).label("high"),
-            sa.func.min(_LOG.timestamp).label("started_at"),
-        ).group_by(_LOG.session_identifier)
+        query = _SESSIONS
         if wanted is not None:
-            query = query.having(sa.func.max(_LOG.record_status) == wanted)
-        query = query.order_by(sa.func.min(_LOG.id_session_log))
+            query = query.having(sa.func.max(_SETTLED) == wanted)
         with self._read(stream=True) as conn:
             for row in conn.execution_options(yield_per=500).execute(query):
-                found = _moves.agreed_status(row.session_identifier, {row.low, row.high})
-                yield SessionInfo(
-                    row.session_identifier, row.instrument, row.user, found, row.started_at
-                )
+                info = _session_info(row)
+                if wanted is None or info.status is not None:
+                    yield info
 
     def claim_next(
         self, worker: str, *, lease: timedelta | float, now: datetime | None = None
@@ -410,6 +542,57 @@ class SessionLogStore:
                 return _queue.claim_next(self._write, who, span, clock)
             except TransitionConflict:  # pragma: no cover - a PostgreSQL deadlock victim
                 continue
+
+
+_START = EventType.START.value
+
+
+def _of_start(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """Return ``column`` on the START row, NULL on the others (for an aggregate)."""
+    return sa.case((_LOG.event_type == _START, column))
+
+
+_IS_BUILD = sa.and_(
+    _LOG.event_type == EventType.RECORD_GENERATION.value,
+    _LOG.record_status == RecordStatus.WAITING_FOR_END.value,
+)
+_SETTLED = sa.case((~_IS_BUILD, _LOG.record_status))
+_SESSIONS = (
+    sa.select(
+        _LOG.session_identifier,
+        sa.func.coalesce(
+            sa.func.min(_of_start(_LOG.instrument)), sa.func.min(_LOG.instrument)
+        ).label("instrument"),
+        sa.func.min(_of_start(_LOG.user)).label("user"),
+        sa.func.min(_SETTLED).label("low"),
+        sa.func.max(_SETTLED).label("high"),
+        sa.func.sum(sa.case((_IS_BUILD, 1), else_=0)).label("building"),
+        sa.func.coalesce(sa.func.min(_of_start(_LOG.timestamp)), sa.func.min(_LOG.timestamp)).label(
+            "started_at"
+        ),
+    )
+    .group_by(_LOG.session_identifier)
+    .order_by(sa.func.min(_LOG.id_session_log))
+)
+"""Every session, one row each: the columns of :class:`SessionInfo`, oldest first."""
+
+
+def _session_info(row: Any) -> SessionInfo:
+    """Return one row of :data:`_SESSIONS` as a SessionInfo (status None if rows disagree)."""
+    sid = row.session_identifier
+    settled = {value for value in (row.low, row.high) if value is not None}
+    try:
+        status, building = _moves.session_status(sid, settled, int(row.building))
+    except StoreError as error:
+        return SessionInfo(sid, row.instrument, row.user, None, row.started_at, problem=str(error))
+    return SessionInfo(sid, row.instrument, row.user, status, row.started_at, building)
+
+
+def _given(moment: object, name: str) -> datetime:
+    """Return a required timezone-aware datetime argument, or raise InvalidArgument."""
+    if not isinstance(moment, datetime):
+        raise InvalidArgument(name, moment, "a timezone-aware datetime")
+    return aware(moment, name)
 
 
 def _entry(row: Any) -> HistoryEntry:

@@ -51,20 +51,28 @@ class SessionInfo:
     session_identifier
         The session.
     instrument
-        Its instrument.
+        Its instrument (from its START row).
     user
-        Its user, if known.
+        Its user, from its START row (NexusLIMS's build rows carry ``nexuslims``).
     status
-        Its record status (every row of the session agrees on it).
+        Its record status, or None when its rows disagree (the audit says how).
     started_at
-        Its earliest row's timestamp, as stored.
+        Its START row's timestamp as stored (its earliest row's, without one).
+    being_built
+        Whether a build is under way (or crashed): a RECORD_GENERATION row still
+        WAITING_FOR_END beside TO_BE_BUILT rows, as NexusLIMS's builder (or a claim of
+        :meth:`~nexuslims_lifecycle.store.SessionLogStore.claim_next`) leaves it.
+    problem
+        Why ``status`` is None, else None.
     """
 
     session_identifier: str
     instrument: str
     user: str | None
-    status: RecordStatus
+    status: RecordStatus | None
     started_at: str
+    being_built: bool = False
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +104,13 @@ def utc_text(moment: datetime) -> str:
 
 
 def aware(moment: datetime | None, name: str) -> datetime:
-    """Return ``moment`` (now if None), refusing a time without a UTC offset."""
+    """Return ``moment`` (now, in the local offset, if None), refusing a naive time.
+
+    The local offset is the one NexusLIMS stamps its own rows with (the system's
+    time zone, ``TZ``), so rows the store writes read like NexusLIMS's.
+    """
     if moment is None:
-        return datetime.now(UTC)
+        return datetime.now().astimezone()
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         raise InvalidArgument(name, moment, "a timezone-aware datetime, e.g. datetime.now(UTC)")
     return moment
