@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from nexuslims_lifecycle.errors import StoreError, TransitionConflict
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _moves, _postgres, _queue
 from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url
+from nexuslims_lifecycle.store._reprocess import ReprocessReport, TimeBound, reprocess
 from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
     Claim,
@@ -410,6 +411,31 @@ class SessionLogStore:
                 return _queue.claim_next(self._write, who, span, clock)
             except TransitionConflict:  # pragma: no cover - a PostgreSQL deadlock victim
                 continue
+
+    def reprocess(
+        self,
+        *,
+        started_from: TimeBound | None = None,
+        started_to: TimeBound | None = None,
+        statuses: Iterable[RecordStatus | str] = (),
+        sessions: Iterable[str] = (),
+        dry_run: bool = False,
+        actor: str = "operator",
+    ) -> ReprocessReport:
+        """Requeue whole sessions for another build: :func:`~nexuslims_lifecycle.store.reprocess`.
+
+        Parameters and errors are those of :func:`~nexuslims_lifecycle.store.reprocess`,
+        with this store as ``store``.
+        """
+        return reprocess(
+            self,
+            started_from=started_from,
+            started_to=started_to,
+            statuses=statuses,
+            sessions=sessions,
+            dry_run=dry_run,
+            actor=actor,
+        )
 
 
 def _entry(row: Any) -> HistoryEntry:
