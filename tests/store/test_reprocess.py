@@ -424,13 +424,13 @@ def test_a_dry_run_reports_the_moves_and_writes_nothing(store, january):
         (
             {"started_from": "2024-02-01", "started_to": "2024-01-31"},
             InvalidArgument,
-            r"invalid started_to '2024-01-31': expected a bound not before started_from "
+            r"invalid started_to '2024-01-31': expected a time not before the range's start "
             r"'2024-02-01'",
         ),
         (
             {"started_from": "2024-01-31T12:00+00:00", "started_to": "2024-01-31T11:00+00:00"},
             InvalidArgument,
-            r"not before started_from",
+            r"not before the range's start '2024-01-31T12:00:00\+00:00'",
         ),
         ({"actor": " "}, InvalidArgument, r"invalid actor ' '"),
         ({"sessions": [""]}, InvalidArgument, r"invalid session_identifier ''"),

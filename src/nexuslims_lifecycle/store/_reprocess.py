@@ -243,7 +243,7 @@ def _check_range(lower: _Bound | None, upper: _Bound | None) -> None:
         return
     empty = lower.moment > upper.moment or (not upper.inclusive and lower.moment >= upper.moment)
     if empty:
-        expected = f"a bound not before started_from {lower.given!r} (from > to selects nothing)"
+        expected = f"a time not before the range's start {lower.given!r}: from > to selects nothing"
         raise InvalidArgument("started_to", upper.given, expected)
 
 
