@@ -37,13 +37,9 @@ __all__ = [
     "ReprocessMove",
     "ReprocessReport",
     "ReprocessSkip",
-    "TimeBound",
     "parse_time_bound",
     "reprocess",
 ]
-
-TimeBound = date | datetime | str
-"""A ``started_from``/``started_to`` bound: a date, a datetime, or ISO 8601 text of either."""
 
 _S = RecordStatus
 _OPERATOR_MOVES: Final = {
@@ -217,7 +213,7 @@ def parse_time_bound(text: str) -> date | datetime:
     raise InvalidArgument("time bound", text, _BOUND_FORMS)
 
 
-def _bound(value: TimeBound | None, name: str, *, upper: bool) -> _Bound | None:
+def _bound(value: date | str | None, name: str, *, upper: bool) -> _Bound | None:
     """Return ``value`` as a bound; a date ``upper`` bound takes in that whole day."""
     if value is None:
         return None
@@ -407,8 +403,8 @@ def _outcomes(
 def reprocess(
     store: SessionLogStore,
     *,
-    started_from: TimeBound | None = None,
-    started_to: TimeBound | None = None,
+    started_from: date | datetime | str | None = None,
+    started_to: date | datetime | str | None = None,
     statuses: Iterable[RecordStatus | str] = (),
     sessions: Iterable[str] = (),
     dry_run: bool = False,
@@ -424,7 +420,8 @@ def reprocess(
     through :meth:`~nexuslims_lifecycle.store.SessionLogStore.advance` with
     ``expected`` set to the status read: one atomic move per session, every row of
     it. A session already TO_BE_BUILT, being built, not ended, or whose rows
-    disagree is skipped with its reason, as is one another writer moved first.
+    disagree is skipped with its reason, as is one another writer moved first. All
+    bad input is refused before anything is written.
 
     Parameters
     ----------
@@ -464,8 +461,6 @@ def reprocess(
         When the database cannot be read or written. Each session moves whole or not
         at all; sessions moved before the error stay moved, and a second run skips
         them as already queued.
-
-    All bad input is refused before anything is written.
 
     Examples
     --------

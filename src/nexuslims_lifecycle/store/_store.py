@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from nexuslims_lifecycle.errors import StoreError, TransitionConflict
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _moves, _postgres, _queue
 from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url
-from nexuslims_lifecycle.store._reprocess import ReprocessReport, TimeBound, reprocess
+from nexuslims_lifecycle.store._reprocess import ReprocessReport, reprocess
 from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
     Claim,
@@ -415,8 +415,8 @@ class SessionLogStore:
     def reprocess(
         self,
         *,
-        started_from: TimeBound | None = None,
-        started_to: TimeBound | None = None,
+        started_from: date | datetime | str | None = None,
+        started_to: date | datetime | str | None = None,
         statuses: Iterable[RecordStatus | str] = (),
         sessions: Iterable[str] = (),
         dry_run: bool = False,
