@@ -37,7 +37,6 @@ __all__ = [
     "ReprocessMove",
     "ReprocessReport",
     "ReprocessSkip",
-    "parse_time_bound",
     "reprocess",
 ]
 
@@ -178,7 +177,7 @@ class _Bound:
         return self.moment.utcoffset() is None
 
 
-def parse_time_bound(text: str) -> date | datetime:
+def _parse_time_bound(text: str) -> date | datetime:
     """Return the date or datetime that ``text`` writes in ISO 8601.
 
     Parameters
@@ -199,9 +198,9 @@ def parse_time_bound(text: str) -> date | datetime:
 
     Examples
     --------
-    >>> parse_time_bound("2024-01-31")
+    >>> _parse_time_bound("2024-01-31")
     datetime.date(2024, 1, 31)
-    >>> parse_time_bound("2024-01-31T14:00-07:00").isoformat()
+    >>> _parse_time_bound("2024-01-31T14:00-07:00").isoformat()
     '2024-01-31T14:00:00-07:00'
     """
     cleaned = text.strip() if isinstance(text, str) else text
@@ -218,7 +217,7 @@ def _bound(value: date | str | None, name: str, *, upper: bool) -> _Bound | None
     if value is None:
         return None
     try:
-        point = parse_time_bound(value) if isinstance(value, str) else value
+        point = _parse_time_bound(value) if isinstance(value, str) else value
     except InvalidArgument:
         raise InvalidArgument(name, value, _BOUND_FORMS) from None
     if isinstance(point, datetime):
