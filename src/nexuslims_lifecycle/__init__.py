@@ -10,6 +10,7 @@ from importlib.metadata import version
 
 from nexuslims_lifecycle.enums import EventType, ExternalSystem, RecordStatus
 from nexuslims_lifecycle.errors import (
+    EmptySelection,
     FileDelayNotElapsed,
     IllegalTransition,
     InvalidArgument,
@@ -45,6 +46,7 @@ __version__ = version("nexuslims-lifecycle")
 __all__ = [
     "EVENTS",
     "LIFECYCLE",
+    "EmptySelection",
     "EventType",
     "ExternalSystem",
     "FileDelayNotElapsed",

@@ -17,6 +17,7 @@ from nexuslims_lifecycle._cli_audit import audit_command
 if TYPE_CHECKING:
     from nexuslims_lifecycle.store import SessionLogStore
 from nexuslims_lifecycle._cli_query import can, diagram, explain, replay
+from nexuslims_lifecycle._cli_reprocess import reprocess_command
 
 __all__ = ["main"]
 
@@ -74,3 +75,4 @@ def _add_store_commands() -> None:
 for _command in (diagram, can, explain, replay, audit_command):
     main.add_command(_command)
 _add_store_commands()
+main.add_command(reprocess_command)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 __all__ = [
+    "EmptySelection",
     "FileDelayNotElapsed",
     "IllegalTransition",
     "InvalidArgument",
@@ -352,6 +353,25 @@ class FileDelayNotElapsed(LifecycleError):
             f"cannot 'find_no_files' for session {session_identifier!r} yet: it ended at "
             f"{ended_at.isoformat()} and files may still arrive until "
             f"{ready_at.isoformat()}; it stays TO_BE_BUILT, try again after that"
+        )
+        super().__init__(msg)
+
+
+class EmptySelection(LifecycleError, ValueError):
+    """A selection of sessions that matches none of them; nothing was done.
+
+    Parameters
+    ----------
+    criteria
+        The selection in words, e.g. ``"started from 2024-01-01 to 2024-01-31"``.
+    """
+
+    def __init__(self, criteria: str) -> None:
+        self.criteria = criteria
+        msg = (
+            f"no session matches the selection ({criteria}): nothing was moved; check the "
+            "dates (a session is placed by its START row's time, in that row's own UTC "
+            "offset) and the statuses, e.g. with `nexuslims-lifecycle sessions`"
         )
         super().__init__(msg)
 

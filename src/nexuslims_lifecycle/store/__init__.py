@@ -18,6 +18,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess
     raise MissingExtra("sqlalchemy", "sql", "the session log store") from error
 
 from nexuslims_lifecycle.errors import (
+    EmptySelection,
     FileDelayNotElapsed,
     SessionExists,
     StoreError,
@@ -25,14 +26,26 @@ from nexuslims_lifecycle.errors import (
     UnknownInstrument,
     UnknownSession,
 )
+from nexuslims_lifecycle.store._reprocess import (
+    REPROCESS_SKIP_REASONS,
+    ReprocessMove,
+    ReprocessReport,
+    ReprocessSkip,
+    reprocess,
+)
 from nexuslims_lifecycle.store._retry import retry_on_conflict
 from nexuslims_lifecycle.store._store import SessionLogStore
 from nexuslims_lifecycle.store._types import Claim, HistoryEntry, SessionInfo
 
 __all__ = [
+    "REPROCESS_SKIP_REASONS",
     "Claim",
+    "EmptySelection",
     "FileDelayNotElapsed",
     "HistoryEntry",
+    "ReprocessMove",
+    "ReprocessReport",
+    "ReprocessSkip",
     "SessionExists",
     "SessionInfo",
     "SessionLogStore",
@@ -40,5 +53,6 @@ __all__ = [
     "TransitionConflict",
     "UnknownInstrument",
     "UnknownSession",
+    "reprocess",
     "retry_on_conflict",
 ]

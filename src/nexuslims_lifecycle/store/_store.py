@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from nexuslims_lifecycle.errors import (
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _moves, _postgres, _queue
 from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url, use_wal
+from nexuslims_lifecycle.store._reprocess import ReprocessReport, reprocess
 from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
     Claim,
@@ -542,6 +543,31 @@ class SessionLogStore:
                 return _queue.claim_next(self._write, who, span, clock)
             except TransitionConflict:  # pragma: no cover - a PostgreSQL deadlock victim
                 continue
+
+    def reprocess(
+        self,
+        *,
+        started_from: date | datetime | str | None = None,
+        started_to: date | datetime | str | None = None,
+        statuses: Iterable[RecordStatus | str] = (),
+        sessions: Iterable[str] = (),
+        dry_run: bool = False,
+        actor: str = "operator",
+    ) -> ReprocessReport:
+        """Requeue whole sessions for another build: :func:`~nexuslims_lifecycle.store.reprocess`.
+
+        Parameters and errors are those of :func:`~nexuslims_lifecycle.store.reprocess`,
+        with this store as ``store``.
+        """
+        return reprocess(
+            self,
+            started_from=started_from,
+            started_to=started_to,
+            statuses=statuses,
+            sessions=sessions,
+            dry_run=dry_run,
+            actor=actor,
+        )
 
 
 _START = EventType.START.value
