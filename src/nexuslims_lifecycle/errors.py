@@ -16,6 +16,7 @@ __all__ = [
     "FileDelayNotElapsed",
     "IllegalTransition",
     "InvalidArgument",
+    "InvalidConfiguration",
     "InvalidDefinition",
     "LifecycleError",
     "MissingEndTime",
@@ -358,6 +359,27 @@ class InvalidArgument(LifecycleError, ValueError):
         self.value = value
         self.expected = expected
         msg = f"invalid {name} {value!r}: expected {expected}"
+        super().__init__(msg)
+
+
+class InvalidConfiguration(LifecycleError, ValueError):
+    """A setting read from the environment that cannot be used (e.g. ``NX_FILE_DELAY_DAYS``).
+
+    Parameters
+    ----------
+    name
+        The environment variable.
+    value
+        The text it holds.
+    expected
+        What would have been accepted, and what to do.
+    """
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        msg = f"invalid configuration {name}={value!r}: expected {expected}"
         super().__init__(msg)
 
 
