@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 # dev: quick feedback while editing. ci: thorough (stateful tests run 2,000 programs),
@@ -11,3 +12,9 @@ from hypothesis import settings
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile("ci", max_examples=2000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _nexuslims_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from NexusLIMS's defaults, whatever the developer's shell sets."""
+    monkeypatch.delenv("NX_FILE_DELAY_DAYS", raising=False)

@@ -13,12 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nexuslims_lifecycle import _audit_checks as checks
+from nexuslims_lifecycle import _audit_history as own_tables
 from nexuslims_lifecycle.audit import CODES, AuditReport, audit, count_rows
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import UnusableDatabase
 from nexuslims_lifecycle.fixtures import DEFECTS, LEGACY_ONLY, build_database
+from nexuslims_lifecycle.rules import FILE_DELAY
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+LIMITS = checks.Limits(NOW, timedelta(days=7), timedelta(days=1), FILE_DELAY)
 
 
 def digest(path: Path) -> str:
@@ -44,7 +47,15 @@ def test_a_planted_defect_is_found_exactly(code: str, tmp_path: Path) -> None:
 
 
 def test_several_defects_at_once(tmp_path: Path) -> None:
-    defects = {"duplicate-end": 3, "stuck-waiting": 1, "history-gap": 2, "stalled-build": 1}
+    defects = {
+        "duplicate-end": 3,
+        "stuck-waiting": 1,
+        "history-gap": 2,
+        "stalled-build": 1,
+        "early-no-files": 2,
+        "stale-claim": 1,
+        "build-before-end": 1,
+    }
     path = tmp_path / "many.db"
     build_database(path, sessions=100, defects=defects, seed=5, now=NOW)
     assert audit(path, now=NOW).counts == defects
@@ -201,7 +212,15 @@ def rows_of(sid: str, spec: list[tuple[str | None, str | None, str | None]]) -> 
 
 
 STAMPS = st.sampled_from(
-    ["2026-11-01T09:00:00+00:00", "2026-11-01T12:00:00-05:00", "2026-11-20T08:00:00", "garbage"]
+    [
+        "2026-11-01T09:00:00+00:00",
+        "2026-11-01T12:00:00-05:00",
+        "2026-11-03T02:00:00.250000-07:00",
+        "2026-11-20T08:00:00",
+        "2026-11-28T10:30:00.123456-07:00",
+        "2026-11-28T05:00:00-07:00",
+        "garbage",
+    ]
 )
 EVENTS = st.sampled_from([*[e.value for e in EventType], "NOTE", None])
 STATUSES = st.sampled_from([*[s.value for s in RecordStatus], "BUILDING", None])
@@ -212,26 +231,31 @@ def test_the_fast_path_agrees_with_the_full_check(
     spec: list[tuple[str | None, str | None, str | None]],
 ) -> None:
     rows = rows_of("s", spec)
-    fast = checks.check_session("s", rows, now=NOW, stuck_after=timedelta(days=7))
-    full = checks._full_session_check("s", rows, now=NOW, stuck_after=timedelta(days=7))
+    fast = checks.check_session("s", rows, LIMITS)
+    full = checks._full_session_check("s", rows, LIMITS)
     assert fast == full
 
 
-HISTORY_EVENTS = st.sampled_from(["start", "end", "complete", "fail", "retry", "frobnicate", None])
+HISTORY_EVENTS = st.sampled_from(
+    ["start", "end", "complete", "fail", "retry", "reprocess", "find_no_files", "frobnicate", None]
+)
+ENDED = st.sampled_from([None, datetime(2026, 11, 1, 9, tzinfo=UTC)])
 
 
 @given(
-    st.lists(st.tuples(st.integers(1, 5), STATUSES, STATUSES, HISTORY_EVENTS), max_size=5),
+    st.lists(st.tuples(st.integers(1, 5), STATUSES, STATUSES, HISTORY_EVENTS, STAMPS), max_size=5),
     STATUSES,
+    ENDED,
 )
 def test_the_fast_history_path_agrees_with_the_full_check(
-    spec: list[tuple[int, str | None, str | None, str | None]], status: str | None
+    spec: list[tuple[int, str | None, str | None, str | None, str]],
+    status: str | None,
+    ended: datetime | None,
 ) -> None:
-    entries = [checks.HistoryEntry("s", i, *entry) for i, entry in enumerate(spec)]
+    entries = [own_tables.HistoryEntry("s", i, *entry) for i, entry in enumerate(spec)]
     entries.sort(key=lambda entry: entry.seq)
-    assert checks.check_history("s", entries, status) == checks._full_history_check(
-        "s", entries, status
-    )
+    fast = own_tables.check_history("s", entries, status, ended=ended)
+    assert fast == own_tables._full_history_check("s", entries, status, ended, FILE_DELAY)
 
 
 @pytest.mark.parametrize(
@@ -250,8 +274,8 @@ def test_the_fast_history_path_agrees_with_the_full_check(
 def test_illegal_history_says_why(
     entries: list[tuple[int, str | None, str, str]], why: str
 ) -> None:
-    records = [checks.HistoryEntry("s", i, *entry) for i, entry in enumerate(entries)]
-    findings = checks.check_history("s", records, None)
+    records = [own_tables.HistoryEntry("s", i, *entry) for i, entry in enumerate(entries)]
+    findings = own_tables.check_history("s", records, None)
     assert [f.code for f in findings] == ["illegal-history"]
     assert why in findings[0].message
 
@@ -298,9 +322,7 @@ def test_values_outside_the_enums_are_named_with_what_was_expected() -> None:
             ("2026-11-01T10:00:00+00:00", "NOTE", "COMPLETED"),
         ],
     )
-    findings = checks._full_session_check(
-        "s", rows, now=NOW, stuck_after=timedelta(days=7)
-    ).findings
+    findings = checks._full_session_check("s", rows, LIMITS).findings
     by_code = {f.code: f for f in findings}
     assert by_code["invalid-status"].row_ids == (1,)
     assert by_code["invalid-status"].message == (

@@ -108,7 +108,9 @@ def test_missing_database_argument_exits_2() -> None:
 
 def test_progress_bar_on_a_terminal(broken_db: Path) -> None:
     console = Console(force_terminal=True, record=True, width=100)
-    report = _run_with_progress(str(broken_db), timedelta(days=7), console)
+    report = _run_with_progress(
+        str(broken_db), console, stuck_after=timedelta(days=7), stalled_after=timedelta(days=1)
+    )
     assert report.counts["duplicate-end"] == 25
 
 
