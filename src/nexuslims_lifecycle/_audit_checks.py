@@ -254,8 +254,7 @@ def _days(length: timedelta) -> str:
     return f"{length.total_seconds() / 86400:.1f} days"
 
 
-@dataclass(frozen=True, slots=True)
-class SessionVerdict:
+class SessionVerdict(NamedTuple):
     """What the rows of one session say.
 
     Parameters
@@ -268,7 +267,7 @@ class SessionVerdict:
         The session's END time (its newest END row's), if readable.
     early_no_files
         The ``early-no-files`` finding the rows support, kept apart: when the
-        session's history records the ``find_no_files`` itself, the history judges.
+        session's history ends in the ``find_no_files`` itself, the history judges.
     """
 
     findings: list[Finding]
@@ -467,6 +466,15 @@ def _check_stalled(
     ]
 
 
+def too_early(decided: datetime | None, ended: datetime | None, delay: timedelta) -> bool:
+    """Return whether a no-files decision came before the file delay had passed since the END.
+
+    Naive times are taken as UTC; an unknown time is not judged (False).
+    """
+    decided, ended = as_utc(decided), as_utc(ended)
+    return decided is not None and ended is not None and decided < ended + delay
+
+
 def early_message(decided: datetime, ended: datetime, delay: timedelta) -> str:
     """Say why a no-files decision at ``decided`` came before the file delay had passed."""
     return (
@@ -488,7 +496,7 @@ def _early_by_rows(
     if status not in _DELAYED_STATUSES or not ends or not builds:
         return None
     ended, decided = times[ends[-1].id], times[builds[-1].id]
-    if ended is None or decided is None or decided >= ended + delay:
+    if decided is None or ended is None or not too_early(decided, ended, delay):
         return None
     ids = [ends[-1].id, builds[-1].id]
     return finding("early-no-files", sid, ids, early_message(decided, ended, delay))
@@ -565,12 +573,7 @@ def check_session(sid: str, rows: Sequence[RawRow], limits: Limits) -> SessionVe
         or (ended is not None and began is not None and ended < began)
         or (status in _OUTCOMES and not builds)
         or (status == _WAITING and began is not None and limits.now - began > limits.stuck_after)
-        or (
-            status in _DELAYED_STATUSES
-            and ended is not None
-            and built is not None
-            and as_utc(built) < ended + limits.file_delay  # type: ignore[operator]
-        )
+        or (status in _DELAYED_STATUSES and too_early(built, ended, limits.file_delay))
     ):
         return _full_session_check(sid, rows, limits)
     return SessionVerdict([], status, ended)

@@ -13,6 +13,7 @@ from nexuslims_lifecycle._audit_checks import (
     early_message,
     finding,
     parse_time,
+    too_early,
 )
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import LifecycleError
@@ -94,7 +95,7 @@ def check_history(
         expected += 1
     if status is not None and previous != status:
         return _full_history_check(sid, entries, status, ended, file_delay)
-    if ended is not None and judges_no_files(entries):
+    if ended is not None and entries and entries[-1][5] in DELAYED_EVENTS:
         last = HistoryEntry._make(entries[-1])
         if _early_entry(sid, last, ended, file_delay) is not None:
             return _full_history_check(sid, entries, status, ended, file_delay)
@@ -113,7 +114,7 @@ def _early_entry(
     if entry.event not in DELAYED_EVENTS or ended is None:
         return None
     decided = parse_time(entry.at)
-    if decided is None or decided >= ended + delay:
+    if decided is None or not too_early(decided, ended, delay):
         return None
     message = f"entry {entry.seq}: {early_message(decided, ended, delay)}"
     return finding("early-no-files", sid, [entry.id], message)

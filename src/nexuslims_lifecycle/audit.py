@@ -472,30 +472,28 @@ def _stream_claims(conn: sa.Connection) -> Iterator[tuple[str, list[RawRow]]]:
 class _Beside:
     """A stream of our own table's rows grouped by session, read beside ``session_log``.
 
-    Both are in byte order of session_identifier, so they merge in one pass.
+    Both are in byte order of session_identifier, so they merge in one pass: ``key``
+    is the next session this stream has rows of (None once it is exhausted).
     """
 
     def __init__(self, groups: Iterator[tuple[str, list[RawRow]]]) -> None:
         self._groups = groups
         self._pending = next(groups, None)
+        self.key = None if self._pending is None else self._pending[0]
         self.read = 0
 
     def before(self, sid: str | None) -> Iterator[tuple[str, list[RawRow]]]:
         """Yield the groups of sessions before ``sid`` (every one left when ``sid`` is None)."""
-        while self._pending is not None and (sid is None or self._pending[0] < sid):
-            yield self._take()
+        while self.key is not None and (sid is None or self.key < sid):
+            yield self.key, self.take()
 
-    def of(self, sid: str) -> list[RawRow]:
-        """Return the rows of ``sid`` (after :meth:`before` has passed the earlier ones)."""
-        if self._pending is not None and self._pending[0] == sid:
-            return self._take()[1]
-        return []
-
-    def _take(self) -> tuple[str, list[RawRow]]:
-        taken = self._pending
-        assert taken is not None  # noqa: S101 - callers check
+    def take(self) -> list[RawRow]:
+        """Return the rows of session ``key`` and move on to the next session."""
+        assert self._pending is not None  # noqa: S101 - callers check key
+        taken = self._pending[1]
         self._pending = next(self._groups, None)
-        self.read += len(taken[1])
+        self.key = None if self._pending is None else self._pending[0]
+        self.read += len(taken)
         return taken
 
 
@@ -514,19 +512,21 @@ def _run(
     for sid, group in _stream_log(conn, progress):
         rows += len(group)
         sessions += 1
-        findings += _orphans(entries, leases, sid, limits)
+        if (entries.key is not None and entries.key < sid) or (
+            leases.key is not None and leases.key < sid
+        ):
+            findings += _orphans(entries, leases, sid, limits)
         verdict = check_session(sid, group, limits)
         findings += verdict.findings
-        own = entries.of(sid)
+        own = entries.take() if entries.key == sid else []
         if verdict.early_no_files is not None and not judges_no_files(own):
             findings.append(verdict.early_no_files)
         if own:
             findings += check_history(
                 sid, own, verdict.status, ended=verdict.ended, file_delay=limits.file_delay
             )
-        claimed = leases.of(sid)
-        if claimed:
-            findings += check_claims(sid, claimed, verdict.status, rows=True, now=limits.now)
+        if leases.key == sid:
+            findings += check_claims(sid, leases.take(), verdict.status, rows=True, now=limits.now)
     findings += _orphans(entries, leases, None, limits)
     return AuditReport(tuple(findings), rows, sessions, entries.read)
 
