@@ -58,7 +58,6 @@ def check_history(
     sid: str,
     entries: Sequence[RawRow],
     status: str | None,
-    *,
     ended: datetime | None = None,
     file_delay: timedelta = FILE_DELAY,
 ) -> list[Finding]:

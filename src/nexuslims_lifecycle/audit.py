@@ -509,24 +509,23 @@ def _run(
     rows = sessions = 0
     entries = _Beside(_stream_history(conn) if history else iter(()))
     leases = _Beside(_stream_claims(conn) if claims else iter(()))
+    delay, now = limits.file_delay, limits.now
     for sid, group in _stream_log(conn, progress):
         rows += len(group)
         sessions += 1
-        if (entries.key is not None and entries.key < sid) or (
-            leases.key is not None and leases.key < sid
-        ):
+        held, claimed = entries.key, leases.key
+        if (held is not None and held < sid) or (claimed is not None and claimed < sid):
             findings += _orphans(entries, leases, sid, limits)
-        verdict = check_session(sid, group, limits)
-        findings += verdict.findings
-        own = entries.take() if entries.key == sid else []
-        if verdict.early_no_files is not None and not judges_no_files(own):
-            findings.append(verdict.early_no_files)
+            held, claimed = entries.key, leases.key
+        found, status, ended, early = check_session(sid, group, limits)
+        findings += found
+        own = entries.take() if held == sid else []
+        if early is not None and not judges_no_files(own):
+            findings.append(early)
         if own:
-            findings += check_history(
-                sid, own, verdict.status, ended=verdict.ended, file_delay=limits.file_delay
-            )
-        if leases.key == sid:
-            findings += check_claims(sid, leases.take(), verdict.status, rows=True, now=limits.now)
+            findings += check_history(sid, own, status, ended, delay)
+        if claimed == sid:
+            findings += check_claims(sid, leases.take(), status, rows=True, now=now)
     findings += _orphans(entries, leases, None, limits)
     return AuditReport(tuple(findings), rows, sessions, entries.read)
 
