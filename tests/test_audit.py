@@ -638,3 +638,25 @@ def test_limits_at_zero_are_accepted(tmp_path: Path) -> None:
     build_database(path, sessions=0, defects={"stalled-build": 1}, now=NOW)
     report = audit(path, now=NOW, stuck_after=timedelta(0), stalled_after=timedelta(0))
     assert report.counts == {"stalled-build": 1}
+
+
+def test_unreadable_times_are_not_judged_for_the_file_delay() -> None:
+    """A history entry without a readable time, or a build row's garbage: no early-no-files."""
+    ended = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    entries = [
+        own_tables.HistoryEntry("s", 1, 1, None, "WAITING_FOR_END", "start"),
+        own_tables.HistoryEntry("s", 2, 2, "WAITING_FOR_END", "TO_BE_BUILT", "end"),
+        own_tables.HistoryEntry("s", 3, 3, "TO_BE_BUILT", "NO_FILES_FOUND", "find_no_files"),
+    ]
+    assert own_tables.check_history("s", entries, "NO_FILES_FOUND", ended) == []
+    rows = rows_of(
+        "s",
+        [
+            ("2026-11-01T09:00:00+00:00", "START", "NO_FILES_FOUND"),
+            ("2026-11-01T12:00:00+00:00", "END", "NO_FILES_FOUND"),
+            ("soon after", "RECORD_GENERATION", "NO_FILES_FOUND"),
+        ],
+    )
+    verdict = checks.check_session("s", rows, LIMITS)
+    assert [f.code for f in verdict.findings] == ["invalid-timestamp"]
+    assert verdict.early_no_files is None

@@ -235,9 +235,10 @@ def _after(status: RecordStatus, rng: random.Random) -> str:
 
 
 def _being_built(session: _Session, rng: random.Random, clock: _Clock, since: datetime) -> None:
-    """Start a build now: a RECORD_GENERATION row WAITING_FOR_END, maybe under our claim."""
-    if since >= clock.now:
-        return
+    """Start a build now: a RECORD_GENERATION row WAITING_FOR_END, maybe under our claim.
+
+    ``since`` (when the session became TO_BE_BUILT) is before ``clock.now``.
+    """
     ago = min(timedelta(hours=2), clock.now - since) * rng.random()
     started = clock.now - ago
     session.rows.append([started, EventType.RECORD_GENERATION.value, _S.WAITING_FOR_END.value])
@@ -550,14 +551,12 @@ def _log_rows(session: _Session) -> Iterator[tuple[object, ...]]:
     # Each instrument logs in its own zone (an index, not hash(): that varies per run).
     zone = _ZONES[_INSTRUMENTS.index(session.instrument) % len(_ZONES)]
     for moment, event_type, own in session.rows:
-        if event_type == EventType.RECORD_GENERATION.value:  # the builder's clock and user
-            stamp, user = moment, _BUILDER
-            if isinstance(moment, datetime):
-                stamp = _stamp(moment, _BUILDER_ZONE)
-        else:
-            stamp, user = moment, session.user
-            if isinstance(moment, datetime):
-                stamp = _stamp(moment, zone, precise=session.precise)
+        builder = event_type == EventType.RECORD_GENERATION.value  # its own clock and user
+        user = _BUILDER if builder else session.user
+        stamp = moment  # a planted defect's text as it is
+        if isinstance(moment, datetime):
+            own_zone = _BUILDER_ZONE if builder else zone
+            stamp = _stamp(moment, own_zone, precise=builder or session.precise)
         status = session.status.value if own is None else own
         yield (session.sid, session.instrument, stamp, event_type, status, user)
 
