@@ -20,14 +20,15 @@ from nexuslims_lifecycle.audit import audit
 from nexuslims_lifecycle.fixtures import build_database
 
 CACHE = Path(__file__).parent / ".cache"
-ROWS_PER_SESSION = 2.84  # what the generator averages (START, END, build attempts)
+ROWS_PER_SESSION = 3.34  # what the generator averages (START, END, build attempts)
+FIXTURES = "nx28"  # the generator's shapes: a new tag when they change, so no stale cache
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 
 def database(rows: int) -> Path:
     """Return a generated database of about ``rows`` rows, building it once."""
     sessions = int(rows / ROWS_PER_SESSION)
-    path = CACHE / f"audit-{sessions}.db"
+    path = CACHE / f"audit-{FIXTURES}-{sessions}.db"
     if not path.exists():
         CACHE.mkdir(exist_ok=True)
         partial = path.with_suffix(".partial")

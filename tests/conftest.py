@@ -21,3 +21,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 def built_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The HTML docs, built once per test run as ``make docs`` builds them."""
     return build_docs(tmp_path_factory.mktemp("docs"))
+
+
+@pytest.fixture(autouse=True)
+def _nexuslims_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from NexusLIMS's defaults, whatever the developer's shell sets."""
+    monkeypatch.delenv("NX_FILE_DELAY_DAYS", raising=False)

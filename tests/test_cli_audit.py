@@ -108,7 +108,9 @@ def test_missing_database_argument_exits_2() -> None:
 
 def test_progress_bar_on_a_terminal(broken_db: Path) -> None:
     console = Console(force_terminal=True, record=True, width=100)
-    report = _run_with_progress(str(broken_db), timedelta(days=7), console)
+    report = _run_with_progress(
+        str(broken_db), console, stuck_after=timedelta(days=7), stalled_after=timedelta(days=1)
+    )
     assert report.counts["duplicate-end"] == 25
 
 
@@ -130,3 +132,39 @@ def test_parse_duration(text: str, expected: timedelta) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_stalled_after_moves_the_threshold(tmp_path: Path) -> None:
+    """A build crashed 29 days ago: a warning by default, not under --stalled-after 30d."""
+    path = tmp_path / "stalled.db"
+    build_database(path, sessions=5, defects={"stalled-build": 1})
+    code, out, _ = run(str(path), "--fail-on", "warning", "--json")
+    assert code == 1
+    assert json.loads(out)["summary"]["by_code"] == {"stalled-build": 1}
+    assert run(str(path))[0] == 0  # a warning does not reach the default --fail-on error
+    code, out, _ = run(str(path), "--stalled-after", "30d", "--fail-on", "warning")
+    assert code == 0
+    assert "no findings" in out
+    code, _, err = run(str(path), "--stalled-after", "a while")
+    assert code == 2
+    assert "not a duration: 'a while'" in err
+
+
+def test_the_file_delay_comes_from_nx_file_delay_days(tmp_path: Path) -> None:
+    """find_no_files 2 hours after the END: early for 2 days, in time for 0.05 days (72 min)."""
+    path = tmp_path / "early.db"
+    build_database(path, sessions=5, defects={"early-no-files": 1})
+    code, out, _ = run(str(path), "--json")
+    assert code == 1
+    assert json.loads(out)["summary"]["by_code"] == {"early-no-files": 1}
+    assert run(str(path), env={"NX_FILE_DELAY_DAYS": "0.05"})[0] == 0
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "nan"])
+def test_an_unusable_nx_file_delay_days_exits_2(clean_db: Path, value: str) -> None:
+    code, out, err = run(str(clean_db), env={"NX_FILE_DELAY_DAYS": value})
+    assert code == 2
+    assert f"error: invalid configuration NX_FILE_DELAY_DAYS={value!r}" in err
+    assert "a number of days greater than 0" in err
+    assert out == ""
+    assert "Traceback" not in err

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
-from nexuslims_lifecycle.errors import LifecycleError
-from nexuslims_lifecycle.legality import allowed_events, next_status, next_statuses
-from nexuslims_lifecycle.rules import LIFECYCLE, START_EVENT
+from nexuslims_lifecycle.legality import next_statuses
+from nexuslims_lifecycle.rules import LIFECYCLE
 
 Severity = Literal["error", "warning"]
 """How bad a finding is: ``error`` (no legal history explains it) or ``warning``."""
@@ -65,9 +64,11 @@ CODES: Final = dict(
         _code(
             "stalled-build",
             "warning",
-            "a RECORD_GENERATION row is still WAITING_FOR_END: a build in progress or crashed",
-            "if no builder is running it, set the row to the session's status and requeue "
-            "(retry) the session",
+            "a build row in progress (RECORD_GENERATION, WAITING_FOR_END) is older than the "
+            "stalled-after limit: its build crashed, or NexusLIMS has not run since",
+            "nothing to do by hand while NexusLIMS runs: its next `nexuslims build-records` "
+            "builds the session again and that outcome overwrites the stale row; if NexusLIMS "
+            "no longer runs, set the row's record_status to the session's (TO_BE_BUILT)",
         ),
         _code(
             "missing-start",
@@ -106,10 +107,26 @@ CODES: Final = dict(
             "move it to TO_BE_BUILT (the 'end' event) so the record builder picks it up",
         ),
         _code(
+            "build-before-end",
+            "error",
+            "the session has a RECORD_GENERATION row but is still WAITING_FOR_END: no build "
+            "starts before a session has ended",
+            "if the usage event has ended, log its END (the 'end' event) and let the builder "
+            "run again; otherwise delete the RECORD_GENERATION row",
+        ),
+        _code(
             "outcome-without-build",
             "warning",
             "the session has a build outcome but no RECORD_GENERATION row (legacy data)",
             "nothing to do for old sessions; for new ones, check the builder logs each attempt",
+        ),
+        _code(
+            "early-no-files",
+            "error",
+            "the session was found to have no files before the file delay had passed since its "
+            "END: files may have arrived later and were never looked for",
+            "retry the session (nexuslims-lifecycle advance DB SID retry) so the builder looks "
+            "for its files again, then find the writer that skipped the file delay",
         ),
         _code(
             "stuck-waiting",
@@ -134,6 +151,14 @@ CODES: Final = dict(
             "error",
             "status_history ends in a status other than the session's current one",
             "a writer bypassed the store: find it, then bring status and history back in line",
+        ),
+        _code(
+            "stale-claim",
+            "warning",
+            "a build_claim row whose lease has expired or whose session is no longer "
+            "TO_BE_BUILT: no worker is building the session under it",
+            "delete the build_claim row; an expired lease on a TO_BE_BUILT session is also "
+            "taken over by the next claim_next",
         ),
     ]
 )
@@ -165,6 +190,28 @@ class Finding:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The audit's clock and the spans it judges sessions by.
+
+    Parameters
+    ----------
+    now
+        The audit's clock (timezone-aware).
+    stuck_after
+        How long a session may wait for its END (``stuck-waiting``).
+    stalled_after
+        How old a build row in progress may grow (``stalled-build``).
+    file_delay
+        How long after its END a session may be found to have no files (``early-no-files``).
+    """
+
+    now: datetime
+    stuck_after: timedelta
+    stalled_after: timedelta
+    file_delay: timedelta
+
+
 RawRow = tuple[Any, ...]
 """A row as the database driver returns it (or a LogRow / HistoryEntry, also tuples)."""
 
@@ -179,22 +226,12 @@ class LogRow(NamedTuple):
     record_status: str | None
 
 
-class HistoryEntry(NamedTuple):
-    """One ``status_history`` entry as the audit reads it, columns in query order."""
-
-    session_identifier: str
-    id: int
-    seq: int
-    from_status: str | None
-    to_status: str | None
-    event: str | None
-
-
-def _finding(code: str, sid: str, rows: Sequence[int], message: str) -> Finding:
+def finding(code: str, sid: str, rows: Sequence[int], message: str) -> Finding:
+    """Return a finding of ``code``, at the severity :data:`CODES` gives it."""
     return Finding(code, CODES[code].severity, sid, tuple(rows), message)
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     """Parse an ISO-8601 timestamp; naive ones are taken as UTC; None if unreadable."""
     if not isinstance(value, str):
         return None
@@ -205,25 +242,49 @@ def _parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class SessionVerdict:
-    """The findings of one session and the status its rows agree on (None if they do not)."""
+def span(length: timedelta) -> str:
+    """Say a span for messages: in days (one decimal) from a day up, else in hours."""
+    if abs(length) >= timedelta(days=1):
+        return _days(length)
+    return f"{length.total_seconds() / 3600:.1f} hours"
+
+
+def _days(length: timedelta) -> str:
+    """Say a span in days (one decimal) for messages."""
+    return f"{length.total_seconds() / 86400:.1f} days"
+
+
+class SessionVerdict(NamedTuple):
+    """What the rows of one session say.
+
+    Parameters
+    ----------
+    findings
+        Their findings.
+    status
+        The status the rows agree on (None if they do not).
+    ended
+        The session's END time (its newest END row's), if readable.
+    early_no_files
+        The ``early-no-files`` finding the rows support, kept apart: when the
+        session's history ends in the ``find_no_files`` itself, the history judges.
+    """
 
     findings: list[Finding]
     status: str | None
+    ended: datetime | None = None
+    early_no_files: Finding | None = None
 
 
-def _full_session_check(
-    sid: str, raw: Sequence[RawRow], *, now: datetime, stuck_after: timedelta
-) -> SessionVerdict:
+def _full_session_check(sid: str, raw: Sequence[RawRow], limits: Limits) -> SessionVerdict:
     """Name every problem of a session the fast path found unusual (see :func:`check_session`)."""
     rows = [LogRow._make(row) for row in raw]
     findings = _check_values(sid, rows)
-    times = {row.id: _parse_time(row.timestamp) for row in rows}
+    times = {row.id: parse_time(row.timestamp) for row in rows}
     unreadable = [row.id for row in rows if times[row.id] is None]
     if unreadable:
         findings.append(
-            _finding(
+            finding(
                 "invalid-timestamp",
                 sid,
                 unreadable,
@@ -232,10 +293,14 @@ def _full_session_check(
         )
     kinds = {kind: [r for r in rows if r.event_type == kind.value] for kind in EventType}
     findings += _check_structure(sid, kinds, times)
-    status = _agreed_status(sid, rows, findings)
+    status, building = _agreed_status(sid, rows, findings)
+    ends = kinds[EventType.END]
+    ended = times[ends[-1].id] if ends else None
+    early = None
     if status is not None:
-        findings += _check_status(sid, status, kinds, times, now=now, stuck_after=stuck_after)
-    return SessionVerdict(findings, status)
+        findings += _check_status(sid, status, kinds, times, building=building, limits=limits)
+        early = _early_by_rows(sid, status, kinds, times, limits.file_delay)
+    return SessionVerdict(findings, status, ended, early)
 
 
 def _check_values(sid: str, rows: Sequence[LogRow]) -> list[Finding]:
@@ -251,7 +316,7 @@ def _check_values(sid: str, rows: Sequence[LogRow]) -> list[Finding]:
             values = ", ".join(sorted({repr(getattr(row, column)) for row in bad}))
             expected = ", ".join(sorted(valid))
             message = f"{column} {values} is not one of {expected}"
-            findings.append(_finding(code, sid, [row.id for row in bad], message))
+            findings.append(finding(code, sid, [row.id for row in bad], message))
     return findings
 
 
@@ -261,16 +326,16 @@ def _check_structure(
     findings = []
     starts, ends = kinds[EventType.START], kinds[EventType.END]
     if not starts:
-        findings.append(_finding("missing-start", sid, [], "no START row for this session"))
+        findings.append(finding("missing-start", sid, [], "no START row for this session"))
     if len(starts) > 1:
         ids = [row.id for row in starts]
         findings.append(
-            _finding("duplicate-start", sid, ids, f"{len(ids)} START rows where one is expected")
+            finding("duplicate-start", sid, ids, f"{len(ids)} START rows where one is expected")
         )
     if len(ends) > 1:
         ids = [row.id for row in ends]
         findings.append(
-            _finding("duplicate-end", sid, ids, f"{len(ids)} END rows where one is expected")
+            finding("duplicate-end", sid, ids, f"{len(ids)} END rows where one is expected")
         )
     start_times = [t for row in starts if (t := times[row.id]) is not None]
     if start_times:
@@ -278,7 +343,7 @@ def _check_structure(
         early = [row.id for row in ends if (t := times[row.id]) is not None and t < began]
         if early:
             findings.append(
-                _finding(
+                finding(
                     "end-before-start",
                     sid,
                     [starts[0].id, *early],
@@ -288,44 +353,38 @@ def _check_structure(
     return findings
 
 
-def _days(span: timedelta) -> str:
-    """Say a span in days (one decimal) for messages."""
-    return f"{span.total_seconds() / 86400:.1f} days"
-
-
 def _time_of(rows: Sequence[LogRow], row_id: int) -> str | None:
     return next(row.timestamp for row in rows if row.id == row_id)
 
 
-def _agreed_status(sid: str, rows: Sequence[LogRow], findings: list[Finding]) -> str | None:
-    """Return the status the rows agree on, adding mixed-status / stalled-build findings."""
-    stalled = [
-        row.id
-        for row in rows
-        if row.event_type == EventType.RECORD_GENERATION.value and row.record_status == _WAITING
-    ]
-    if stalled:
-        findings.append(
-            _finding(
-                "stalled-build",
-                sid,
-                stalled,
-                "RECORD_GENERATION row(s) still WAITING_FOR_END: a build in progress or crashed",
-            )
-        )
-    settled = [r for r in rows if r.record_status in _STATUSES and r.id not in set(stalled)]
-    statuses = sorted({row.record_status for row in settled if row.record_status})
+def _agreed_status(
+    sid: str, rows: Sequence[LogRow], findings: list[Finding]
+) -> tuple[str | None, list[LogRow]]:
+    """Return the session's status and its build rows in progress, adding mixed-status.
+
+    A build row in progress (RECORD_GENERATION, WAITING_FOR_END) beside rows that all
+    hold TO_BE_BUILT is a session being built: its status is TO_BE_BUILT. Otherwise
+    every row must hold one status. Rows with a status outside the enum are left out
+    (``invalid-status`` reports them).
+    """
+    valid = [row for row in rows if row.record_status in _STATUSES]
+    building = [row for row in valid if row.event_type == _BUILD and row.record_status == _WAITING]
+    ids = {row.id for row in building}
+    others = {row.record_status for row in valid if row.id not in ids}
+    if building and others == {_TO_BE_BUILT}:
+        return _TO_BE_BUILT, building
+    statuses = sorted({row.record_status for row in valid if row.record_status})
     if len(statuses) > 1:
         findings.append(
-            _finding(
+            finding(
                 "mixed-status",
                 sid,
-                [row.id for row in settled],
+                [row.id for row in valid],
                 f"rows disagree on record_status: {', '.join(statuses)}",
             )
         )
-        return None
-    return statuses[0] if statuses else None
+        return None, []
+    return (statuses[0] if statuses else None), []
 
 
 def _check_status(
@@ -334,123 +393,138 @@ def _check_status(
     kinds: dict[EventType, list[LogRow]],
     times: dict[int, datetime | None],
     *,
-    now: datetime,
-    stuck_after: timedelta,
+    building: Sequence[LogRow],
+    limits: Limits,
 ) -> list[Finding]:
-    ends, builds = kinds[EventType.END], kinds[EventType.RECORD_GENERATION]
-    if status != _WAITING and not ends:
-        return [_finding("status-without-end", sid, [], f"status {status} but no END row")]
-    if status == _WAITING and ends:
-        ids = [row.id for row in ends]
-        return [_finding("end-while-waiting", sid, ids, "END row logged but still WAITING_FOR_END")]
-    if status in _OUTCOMES and not builds:
-        return [
-            _finding(
-                "outcome-without-build", sid, [], f"status {status} but no RECORD_GENERATION row"
-            )
-        ]
+    """Judge the status the rows agree on against the rows the session has."""
+    misfit = _check_shape(sid, status, kinds)
+    if misfit:
+        return misfit
     if status == _WAITING:
-        started = [t for row in kinds[EventType.START] if (t := times[row.id]) is not None]
-        if started and now - min(started) > stuck_after:
-            waited = now - min(started)
-            return [
-                _finding(
-                    "stuck-waiting",
-                    sid,
-                    [row.id for row in kinds[EventType.START]],
-                    f"WAITING_FOR_END since {min(started).isoformat()}: "
-                    f"{_days(waited)}, over the {_days(stuck_after)} limit",
-                )
-            ]
+        return _check_stuck(sid, kinds[EventType.START], times, limits)
+    if building:
+        return _check_stalled(sid, building, times, limits)
     return []
 
 
-def _full_history_check(sid: str, raw: Sequence[RawRow], status: str | None) -> list[Finding]:
-    """Name every problem of a history the fast path found unusual (see :func:`check_history`)."""
-    entries = [HistoryEntry._make(entry) for entry in raw]
-    findings = []
-    seqs = [entry.seq for entry in entries]
-    missing = sorted(set(range(1, max(seqs) + 1)) - set(seqs)) if seqs else []
-    if missing:
-        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        findings.append(_finding("history-gap", sid, [], f"missing sequence number(s) {shown}"))
-    bad = _first_illegal(entries)
-    if bad is not None:
-        entry, why = bad
-        findings.append(_finding("illegal-history", sid, [entry.id], f"entry {entry.seq}: {why}"))
-    last = entries[-1].to_status if entries else None
-    if status is not None and last != status:
-        ids = [entries[-1].id] if entries else []
-        findings.append(
-            _finding("history-mismatch", sid, ids, f"history ends in {last}, rows say {status}")
+def _check_shape(sid: str, status: str, kinds: dict[EventType, list[LogRow]]) -> list[Finding]:
+    """Report an END or build row that the status does not allow, or one it lacks."""
+    ends, builds = kinds[EventType.END], kinds[EventType.RECORD_GENERATION]
+    if status != _WAITING and not ends:
+        return [finding("status-without-end", sid, [], f"status {status} but no END row")]
+    if status == _WAITING and ends:
+        ids = [row.id for row in ends]
+        return [finding("end-while-waiting", sid, ids, "END row logged but still WAITING_FOR_END")]
+    if status == _WAITING and builds:
+        ids = [row.id for row in builds]
+        return [
+            finding("build-before-end", sid, ids, "RECORD_GENERATION row(s) but no END row yet")
+        ]
+    if status in _OUTCOMES and not builds:
+        return [
+            finding(
+                "outcome-without-build", sid, [], f"status {status} but no RECORD_GENERATION row"
+            )
+        ]
+    return []
+
+
+def _check_stuck(
+    sid: str, starts: Sequence[LogRow], times: dict[int, datetime | None], limits: Limits
+) -> list[Finding]:
+    started = [t for row in starts if (t := times[row.id]) is not None]
+    if not started or limits.now - min(started) <= limits.stuck_after:
+        return []
+    waited = limits.now - min(started)
+    return [
+        finding(
+            "stuck-waiting",
+            sid,
+            [row.id for row in starts],
+            f"WAITING_FOR_END since {min(started).isoformat()}: "
+            f"{_days(waited)}, over the {_days(limits.stuck_after)} limit",
         )
-    return findings
+    ]
 
 
-def _first_illegal(entries: Sequence[HistoryEntry]) -> tuple[HistoryEntry, str] | None:
-    previous: HistoryEntry | None = None
-    for entry in entries:
-        why = _why_illegal(entry, previous)
-        if why is not None:
-            return entry, why
-        previous = entry
-    return None
-
-
-def _why_start_illegal(entry: HistoryEntry) -> str | None:
-    if entry.seq != 1 or entry.from_status is not None:
-        return "'start' is only legal as the first entry, from no status"
-    if entry.to_status != LIFECYCLE.initial.value:
-        return f"a session starts in {LIFECYCLE.initial.value}, not {entry.to_status}"
-    return None
-
-
-def _why_illegal(entry: HistoryEntry, previous: HistoryEntry | None) -> str | None:
-    if entry.event == START_EVENT:
-        return _why_start_illegal(entry)
-    adjacent = previous is not None and previous.seq + 1 == entry.seq
-    if adjacent and previous is not None and entry.from_status != previous.to_status:
-        return (
-            f"starts from {entry.from_status} but entry {previous.seq} "
-            f"ended in {previous.to_status}"
+def _check_stalled(
+    sid: str, building: Sequence[LogRow], times: dict[int, datetime | None], limits: Limits
+) -> list[Finding]:
+    """Report a session whose newest build row in progress is older than the limit."""
+    since = times[building[-1].id]
+    if since is None or limits.now - since <= limits.stalled_after:
+        return []
+    return [
+        finding(
+            "stalled-build",
+            sid,
+            [row.id for row in building],
+            f"build row in progress since {since.isoformat()}: {span(limits.now - since)} old, "
+            f"over the {span(limits.stalled_after)} limit; NexusLIMS's next build-records run "
+            "builds the session again",
         )
-    try:
-        dest = next_status(entry.from_status or "", entry.event or "")
-    except LifecycleError as error:
-        return str(error)
-    if dest.value != entry.to_status:
-        return (
-            f"{entry.event!r} from {entry.from_status} leads to {dest.value}, not {entry.to_status}"
-        )
-    return None
+    ]
+
+
+def too_early(decided: datetime | None, ended: datetime | None, delay: timedelta) -> bool:
+    """Return whether a no-files decision came before the file delay had passed since the END.
+
+    Naive times are taken as UTC; an unknown time is not judged (False).
+    """
+    decided, ended = as_utc(decided), as_utc(ended)
+    return decided is not None and ended is not None and decided < ended + delay
+
+
+def early_message(decided: datetime, ended: datetime, delay: timedelta) -> str:
+    """Say why a no-files decision at ``decided`` came before the file delay had passed."""
+    return (
+        f"no files found at {decided.isoformat()}, {span(decided - ended)} after the END at "
+        f"{ended.isoformat()}: the file delay of {span(delay)} ran until "
+        f"{(ended + delay).isoformat()}"
+    )
+
+
+def _early_by_rows(
+    sid: str,
+    status: str,
+    kinds: dict[EventType, list[LogRow]],
+    times: dict[int, datetime | None],
+    delay: timedelta,
+) -> Finding | None:
+    """Judge a NO_FILES_FOUND session by its newest build row against its END plus the delay."""
+    ends, builds = kinds[EventType.END], kinds[EventType.RECORD_GENERATION]
+    if status not in _DELAYED_STATUSES or not ends or not builds:
+        return None
+    ended, decided = times[ends[-1].id], times[builds[-1].id]
+    if decided is None or ended is None or not too_early(decided, ended, delay):
+        return None
+    ids = [ends[-1].id, builds[-1].id]
+    return finding("early-no-files", sid, ids, early_message(decided, ended, delay))
 
 
 _START: Final = EventType.START.value
 _END: Final = EventType.END.value
 _BUILD: Final = EventType.RECORD_GENERATION.value
-_INITIAL: Final = LIFECYCLE.initial.value
+_TO_BE_BUILT: Final = RecordStatus.TO_BE_BUILT.value
 _fromisoformat: Final = datetime.fromisoformat
-# Every legal history entry as (from, event, to), the first entry ``start`` included.
-_STEPS: Final = frozenset(
-    [(None, START_EVENT, _INITIAL)]
-    + [
-        (status.value, event, next_status(status, event).value)
-        for status in RecordStatus
-        for event in allowed_events(status)
-    ]
+_FILE_DELAY_GUARD: Final = "file_delay_elapsed"
+DELAYED_EVENTS: Final = frozenset(
+    rule.event for rule in LIFECYCLE.rules if rule.guard == _FILE_DELAY_GUARD
+)
+"""The events the file delay guards (``find_no_files``)."""
+_DELAYED_STATUSES: Final = frozenset(
+    rule.dest.value for rule in LIFECYCLE.rules if rule.guard == _FILE_DELAY_GUARD
 )
 
 
-def _as_utc(moment: datetime | None) -> datetime | None:
+def as_utc(moment: datetime | None) -> datetime | None:
     """Take a naive timestamp (older NexusLIMS wrote local time without offset) as UTC."""
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
 
 
-def check_session(
-    sid: str, rows: Sequence[RawRow], *, now: datetime, stuck_after: timedelta
-) -> SessionVerdict:
+def check_session(sid: str, rows: Sequence[RawRow], limits: Limits) -> SessionVerdict:
     """Check one session's ``session_log`` rows against the lifecycle.
 
     A single pass settles the common case, a session with nothing wrong; anything
@@ -463,10 +537,8 @@ def check_session(
     rows
         All its rows, in ``id_session_log`` order, as (session_identifier, id,
         timestamp, event_type, record_status).
-    now
-        The audit's clock, for ``stuck-waiting``.
-    stuck_after
-        How long a session may wait for its END before it is reported.
+    limits
+        The audit's clock and spans.
 
     Returns
     -------
@@ -475,14 +547,14 @@ def check_session(
     """
     status = rows[0][4]
     starts = ends = builds = 0
-    began = ended = None
+    began = ended = built = None
     for _, _, stamp, event, row_status in rows:
         if row_status != status:
-            return _full_session_check(sid, rows, now=now, stuck_after=stuck_after)
+            return _full_session_check(sid, rows, limits)
         try:
             moment = _fromisoformat(stamp)
         except (TypeError, ValueError):
-            return _full_session_check(sid, rows, now=now, stuck_after=stuck_after)
+            return _full_session_check(sid, rows, limits)
         if event == _START:
             starts += 1
             began = moment
@@ -491,47 +563,17 @@ def check_session(
             ended = moment
         elif event == _BUILD and status != _WAITING:
             builds += 1
+            built = moment
         else:
-            return _full_session_check(sid, rows, now=now, stuck_after=stuck_after)
+            return _full_session_check(sid, rows, limits)
     plain = status in _STATUSES and starts == 1 and ends == (0 if status == _WAITING else 1)
-    began, ended = _as_utc(began), _as_utc(ended)
+    began, ended = as_utc(began), as_utc(ended)
     if (
         not plain
         or (ended is not None and began is not None and ended < began)
         or (status in _OUTCOMES and not builds)
-        or (status == _WAITING and began is not None and now - began > stuck_after)
+        or (status == _WAITING and began is not None and limits.now - began > limits.stuck_after)
+        or (status in _DELAYED_STATUSES and too_early(built, ended, limits.file_delay))
     ):
-        return _full_session_check(sid, rows, now=now, stuck_after=stuck_after)
-    return SessionVerdict([], status)
-
-
-def check_history(sid: str, entries: Sequence[RawRow], status: str | None) -> list[Finding]:
-    """Check one session's ``status_history`` against the lifecycle and its current status.
-
-    Parameters
-    ----------
-    sid
-        The session identifier.
-    entries
-        Its history entries, in ``seq`` order, as (session_identifier, id, seq,
-        from_status, to_status, event).
-    status
-        The status the session's ``session_log`` rows agree on; None when unknown
-        (then ``history-mismatch`` is not judged).
-
-    Returns
-    -------
-    list[Finding]
-        ``history-gap``, ``illegal-history`` and ``history-mismatch`` findings.
-    """
-    previous: str | None = None
-    expected = 1
-    for _, _, seq, before, after, event in entries:
-        legal = (before, event, after) in _STEPS and (previous is None or before == previous)
-        if seq != expected or not legal:
-            return _full_history_check(sid, entries, status)
-        previous = after
-        expected += 1
-    if status is not None and previous != status:
-        return _full_history_check(sid, entries, status)
-    return []
+        return _full_session_check(sid, rows, limits)
+    return SessionVerdict([], status, ended)

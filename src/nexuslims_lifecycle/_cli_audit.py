@@ -21,7 +21,7 @@ from nexuslims_lifecycle.audit import (
     audit,
     count_rows,
 )
-from nexuslims_lifecycle.errors import MissingExtra, UnusableDatabase
+from nexuslims_lifecycle.errors import InvalidConfiguration, MissingExtra, UnusableDatabase
 
 _UNITS: Final = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 _DURATION: Final = re.compile(r"(\d+)([wdhms])")
@@ -121,12 +121,19 @@ def show_report(report: AuditReport, console: Console) -> None:
     )
 
 
-def _run_with_progress(db: str, stuck_after: timedelta, console: Console) -> AuditReport:
+def _run_with_progress(
+    db: str, console: Console, *, stuck_after: timedelta, stalled_after: timedelta
+) -> AuditReport:
     total = count_rows(db)
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("auditing rows", total=total)
-        return audit(db, stuck_after=stuck_after, progress=lambda n: bar.advance(task, n))
+        return audit(
+            db,
+            stuck_after=stuck_after,
+            stalled_after=stalled_after,
+            progress=lambda n: bar.advance(task, n),
+        )
 
 
 @click.command("audit")
@@ -140,25 +147,37 @@ def _run_with_progress(db: str, stuck_after: timedelta, console: Console) -> Aud
     help="Report sessions WAITING_FOR_END for longer than this (e.g. 7d, 12h, 1w2d).",
 )
 @click.option(
+    "--stalled-after",
+    type=_Duration(),
+    default="1d",
+    show_default=True,
+    help="Report build rows in progress (a crashed or long-gone build) older than this.",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(["error", "warning"]),
     default="error",
     show_default=True,
     help="Exit 1 when a finding of this severity or worse is found.",
 )
-def audit_command(db: str, as_json: bool, stuck_after: timedelta, fail_on: str) -> None:
+def audit_command(
+    db: str, as_json: bool, stuck_after: timedelta, stalled_after: timedelta, fail_on: str
+) -> None:
     """Check a session_log database (DB: a path or URL) against the lifecycle.
 
-    Read-only. Exit 0 when clean (below --fail-on), 1 when findings reach --fail-on,
-    2 when the database cannot be used.
+    Read-only. The file delay is NexusLIMS's NX_FILE_DELAY_DAYS (float days), else 2
+    days. Exit 0 when clean (below --fail-on), 1 when findings reach --fail-on, 2 when
+    the database or the configuration cannot be used.
     """
     out, err = make_console(), Console(stderr=True)
     try:
         if as_json or not err.is_terminal:
-            report = audit(db, stuck_after=stuck_after)
+            report = audit(db, stuck_after=stuck_after, stalled_after=stalled_after)
         else:
-            report = _run_with_progress(db, stuck_after, err)
-    except UnusableDatabase as error:
+            report = _run_with_progress(
+                db, err, stuck_after=stuck_after, stalled_after=stalled_after
+            )
+    except (UnusableDatabase, InvalidConfiguration) as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
     except MissingExtra as error:

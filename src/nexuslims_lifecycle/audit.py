@@ -3,8 +3,14 @@
 The audit reads, never writes: an SQLite file is opened read-only, a PostgreSQL
 connection runs read-only transactions. Rows are streamed in session order, so
 memory stays flat however large the table grows; each session is checked by the
-rules in :data:`CODES`, and our own ``status_history`` (when present) is replayed
-through the lifecycle.
+rules in :data:`CODES`, our own ``status_history`` (when present) is replayed
+through the lifecycle, and our own ``build_claim`` leases (when present) are checked
+against the sessions they claim.
+
+NexusLIMS's own ways of writing the table are normal, not findings: START and END
+inserted together as TO_BE_BUILT, a session being built (its RECORD_GENERATION row
+WAITING_FOR_END while its other rows are TO_BE_BUILT), a build row deleted again,
+several build rows after retries and reprocessing, local offsets in timestamps.
 
 Examples
 --------
@@ -25,26 +31,29 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from nexuslims_lifecycle import config
 from nexuslims_lifecycle._audit_checks import (
     CODES,
     Code,
     Finding,
+    Limits,
     RawRow,
     Severity,
-    check_history,
     check_session,
 )
-from nexuslims_lifecycle.errors import MissingExtra, UnusableDatabase
+from nexuslims_lifecycle._audit_history import check_claims, check_history, judges_no_files
+from nexuslims_lifecycle.errors import InvalidArgument, MissingExtra, UnusableDatabase
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
 __all__ = [
     "CODES",
+    "DEFAULT_STALLED_AFTER",
     "DEFAULT_STUCK_AFTER",
     "AuditReport",
     "Code",
@@ -58,6 +67,14 @@ __all__ = [
 DEFAULT_STUCK_AFTER: Final = timedelta(days=7)
 """How long a session may wait for its END before ``stuck-waiting`` reports it."""
 
+DEFAULT_STALLED_AFTER: Final = timedelta(days=1)
+"""How old a build row in progress may grow before ``stalled-build`` reports it.
+
+A NexusLIMS build run keeps its sessions' build rows in progress for minutes (until
+every session of the run is built and exported); a crashed run's row stays until the
+next run builds the session again.
+"""
+
 _REQUIRED: Final = (
     "id_session_log",
     "session_identifier",
@@ -65,7 +82,16 @@ _REQUIRED: Final = (
     "event_type",
     "record_status",
 )
-_HISTORY_COLUMNS: Final = ("id", "session_identifier", "seq", "from_status", "to_status", "event")
+_HISTORY_COLUMNS: Final = (
+    "id",
+    "session_identifier",
+    "seq",
+    "from_status",
+    "to_status",
+    "event",
+    "at",
+)
+_CLAIM_COLUMNS: Final = ("session_identifier", "worker", "claimed_at", "expires_at")
 _RANK: Final[dict[str, int]] = {"warning": 1, "error": 2}
 _BATCH: Final = 20_000
 
@@ -155,6 +181,8 @@ def audit(
     url: str | Path,
     *,
     stuck_after: timedelta = DEFAULT_STUCK_AFTER,
+    stalled_after: timedelta = DEFAULT_STALLED_AFTER,
+    file_delay: timedelta | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
@@ -167,6 +195,12 @@ def audit(
         to an SQLite file.
     stuck_after
         How long a session may wait for its END before it is reported.
+    stalled_after
+        How old a build row in progress (a RECORD_GENERATION row still
+        WAITING_FOR_END) may grow before it is reported.
+    file_delay
+        How long after its END a session may be found to have no files; by default
+        :func:`nexuslims_lifecycle.config.file_delay` (``NX_FILE_DELAY_DAYS``, else 2 days).
     now
         The audit's clock (timezone-aware); the current time by default.
     progress
@@ -181,20 +215,50 @@ def audit(
     ------
     UnusableDatabase
         When the database cannot be opened or read, or has no usable ``session_log``.
+    InvalidArgument
+        For a negative ``stuck_after`` or ``stalled_after``, a ``file_delay`` that is
+        not positive, or a ``now`` without a UTC offset.
+    InvalidConfiguration
+        When ``file_delay`` is not given and ``NX_FILE_DELAY_DAYS`` is unusable.
     """
+    limits = Limits(
+        now=_aware_now(now),
+        stuck_after=_span(stuck_after, "stuck_after", "a timedelta >= 0"),
+        stalled_after=_span(stalled_after, "stalled_after", "a timedelta >= 0"),
+        file_delay=(
+            config.file_delay()
+            if file_delay is None
+            else _span(file_delay, "file_delay", "a timedelta > 0", positive=True)
+        ),
+    )
     sa = _sqlalchemy()
-    now = datetime.now(UTC) if now is None else now
     engine = _read_only_engine(url)
     try:
         with engine.connect() as conn:
-            history = _check_tables(conn, _shown(url))
+            history, claims = _check_tables(conn, _shown(url))
             if progress is not None:
                 progress(0)
-            return _run(conn, history, now=now, stuck_after=stuck_after, progress=progress)
+            return _run(conn, limits, history=history, claims=claims, progress=progress)
     except (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as error:
         raise UnusableDatabase(_shown(url), _first_line(error)) from error
     finally:
         engine.dispose()
+
+
+def _aware_now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise InvalidArgument("now", now, "a timezone-aware datetime, e.g. datetime.now(UTC)")
+    return now
+
+
+def _span(value: object, name: str, expected: str, *, positive: bool = False) -> timedelta:
+    if not isinstance(value, timedelta):
+        raise InvalidArgument(name, value, expected)
+    if value < timedelta(0) or (positive and value == timedelta(0)):
+        raise InvalidArgument(name, value, expected)
+    return value
 
 
 def count_rows(url: str | Path) -> int:
@@ -292,8 +356,8 @@ def _connect_ro(uri: str) -> Any:
     return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
-def _check_tables(conn: sa.Connection, shown: str) -> bool:
-    """Raise unless ``session_log`` has the columns the audit reads; say if history exists."""
+def _check_tables(conn: sa.Connection, shown: str) -> tuple[bool, bool]:
+    """Raise unless the tables have the columns the audit reads; say if history and claims exist."""
     import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
 
     inspector = sa.inspect(conn)
@@ -306,14 +370,16 @@ def _check_tables(conn: sa.Connection, shown: str) -> bool:
     if missing:
         msg = f"session_log lacks column(s) {', '.join(missing)}"
         raise UnusableDatabase(shown, msg)
-    if "status_history" not in tables:
-        return False
-    columns = {column["name"] for column in inspector.get_columns("status_history")}
-    missing = [name for name in _HISTORY_COLUMNS if name not in columns]
-    if missing:
-        msg = f"status_history lacks column(s) {', '.join(missing)}"
-        raise UnusableDatabase(shown, msg)
-    return True
+    ours = [("status_history", _HISTORY_COLUMNS), ("build_claim", _CLAIM_COLUMNS)]
+    for table, required in ours:
+        if table not in tables:
+            continue
+        columns = {column["name"] for column in inspector.get_columns(table)}
+        missing = [name for name in required if name not in columns]
+        if missing:
+            msg = f"{table} lacks column(s) {', '.join(missing)}"
+            raise UnusableDatabase(shown, msg)
+    return "status_history" in tables, "build_claim" in tables
 
 
 def _ordered(conn: sa.Connection, column: sa.ColumnClause[Any]) -> sa.ColumnElement[Any]:
@@ -377,63 +443,109 @@ def _counting(rows: Iterator[RawRow], progress: Progress) -> Iterator[RawRow]:
     progress(pending)
 
 
-def _stream_history(conn: sa.Connection) -> Iterator[tuple[str, list[RawRow]]]:
+def _stream_table(
+    conn: sa.Connection, table: str, names: tuple[str, ...], then: str
+) -> Iterator[tuple[str, list[RawRow]]]:
+    """Stream ``table``'s ``names`` columns grouped by session, in session order, then ``then``."""
     import sqlalchemy as sa  # noqa: PLC0415 - the sql extra is optional
 
     sid: sa.ColumnClause[Any] = sa.column("session_identifier")
-    names = ("id", "seq", "from_status", "to_status", "event")
     query = (
         sa.select(sid, *(sa.column(name) for name in names))
-        .select_from(sa.table("status_history"))
-        .order_by(_ordered(conn, sid), sa.column("seq"))
+        .select_from(sa.table(table))
+        .order_by(_ordered(conn, sid), sa.column(then))
     )
-    entries = _rows(conn, query, "nexuslims_audit_history")
+    entries = _rows(conn, query, f"nexuslims_audit_{table}")
     for key, group in itertools.groupby(entries, key=itemgetter(0)):
         yield key, list(group)
 
 
+def _stream_history(conn: sa.Connection) -> Iterator[tuple[str, list[RawRow]]]:
+    names = ("id", "seq", "from_status", "to_status", "event", "at")
+    return _stream_table(conn, "status_history", names, "seq")
+
+
+def _stream_claims(conn: sa.Connection) -> Iterator[tuple[str, list[RawRow]]]:
+    return _stream_table(conn, "build_claim", _CLAIM_COLUMNS[1:], "session_identifier")
+
+
+class _Beside:
+    """A stream of our own table's rows grouped by session, read beside ``session_log``.
+
+    Both are in byte order of session_identifier, so they merge in one pass: ``key``
+    is the next session this stream has rows of (None once it is exhausted).
+    """
+
+    def __init__(self, groups: Iterator[tuple[str, list[RawRow]]]) -> None:
+        self._groups = groups
+        self._pending = next(groups, None)
+        self.key = None if self._pending is None else self._pending[0]
+        self.read = 0
+
+    def before(self, sid: str | None) -> Iterator[tuple[str, list[RawRow]]]:
+        """Yield the groups of sessions before ``sid`` (every one left when ``sid`` is None)."""
+        while self.key is not None and (sid is None or self.key < sid):
+            yield self.key, self.take()
+
+    def take(self) -> list[RawRow]:
+        """Return the rows of session ``key`` and move on to the next session."""
+        assert self._pending is not None  # noqa: S101 - callers check key
+        taken = self._pending[1]
+        self._pending = next(self._groups, None)
+        self.key = None if self._pending is None else self._pending[0]
+        self.read += len(taken)
+        return taken
+
+
 def _run(
     conn: sa.Connection,
-    has_history: bool,
+    limits: Limits,
     *,
-    now: datetime,
-    stuck_after: timedelta,
+    history: bool,
+    claims: bool,
     progress: Progress | None,
 ) -> AuditReport:
     findings: list[Finding] = []
-    rows = sessions = entries = 0
-    history = _stream_history(conn) if has_history else iter(())
-    pending = next(history, None)
+    rows = sessions = 0
+    entries = _Beside(_stream_history(conn) if history else iter(()))
+    leases = _Beside(_stream_claims(conn) if claims else iter(()))
+    delay, now = limits.file_delay, limits.now
     for sid, group in _stream_log(conn, progress):
         rows += len(group)
         sessions += 1
-        verdict = check_session(sid, group, now=now, stuck_after=stuck_after)
-        findings += verdict.findings
-        # Both streams are in byte order of session_identifier: merge them.
-        while pending is not None and pending[0] < sid:
-            entries += len(pending[1])
-            findings += _orphan(*pending)
-            pending = next(history, None)
-        if pending is not None and pending[0] == sid:
-            entries += len(pending[1])
-            findings += check_history(sid, pending[1], verdict.status)
-            pending = next(history, None)
-    while pending is not None:
-        entries += len(pending[1])
-        findings += _orphan(*pending)
-        pending = next(history, None)
-    return AuditReport(tuple(findings), rows, sessions, entries)
+        held, claimed = entries.key, leases.key
+        if (held is not None and held < sid) or (claimed is not None and claimed < sid):
+            findings += _orphans(entries, leases, sid, limits)
+            held, claimed = entries.key, leases.key
+        found, status, ended, early = check_session(sid, group, limits)
+        findings += found
+        own = entries.take() if held == sid else []
+        if early is not None and not judges_no_files(own):
+            findings.append(early)
+        if own:
+            findings += check_history(sid, own, status, ended, delay)
+        if claimed == sid:
+            findings += check_claims(sid, leases.take(), status, rows=True, now=now)
+    findings += _orphans(entries, leases, None, limits)
+    return AuditReport(tuple(findings), rows, sessions, entries.read)
 
 
-def _orphan(sid: str, entries: list[RawRow]) -> list[Finding]:
-    """History of a session with no session_log rows: its status is gone."""
-    return [
-        *check_history(sid, entries, None),
-        Finding(
-            "history-mismatch",
-            CODES["history-mismatch"].severity,
-            sid,
-            tuple(entry[1] for entry in entries[-1:]),
-            "status_history has entries but session_log has no rows for this session",
-        ),
-    ]
+def _orphans(entries: _Beside, leases: _Beside, sid: str | None, limits: Limits) -> list[Finding]:
+    """Report the history and claims of sessions before ``sid`` that have no session_log rows."""
+    found = []
+    for orphan, group in entries.before(sid):
+        found += [
+            *check_history(orphan, group, None),
+            Finding(
+                "history-mismatch",
+                CODES["history-mismatch"].severity,
+                orphan,
+                tuple(entry[1] for entry in group[-1:]),
+                "status_history has entries but session_log has no rows for this session",
+            ),
+        ]
+    for orphan, group in leases.before(sid):
+        found += check_claims(orphan, group, None, rows=False, now=limits.now)
+    # In session order (a stable sort keeps each session's own order); code points
+    # order as the UTF-8 bytes the database sorted by.
+    return sorted(found, key=attrgetter("session_identifier"))

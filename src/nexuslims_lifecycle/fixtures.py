@@ -1,10 +1,28 @@
 """Generate NexusLIMS-shaped ``session_log`` databases, clean or with planted defects.
 
 For testing tools that read NexusLIMS databases (our own audit first): realistic
-sessions with NEMO usage-event identifiers, several instruments, timestamps with
-UTC offsets, build attempts with retries, and our ``status_history`` — every one a
-legal history of the lifecycle — plus, on request, sessions with one chosen defect
-each, named by the audit code that should find it.
+sessions with NEMO usage-event identifiers, several instruments, and every row shape
+NexusLIMS 2.8 writes, each session a legal history of the lifecycle:
+
+- most sessions enter as NEMO's harvester writes them, START and END together as
+  TO_BE_BUILT once the usage event has ended (a few were revised in NEMO after the
+  harvest: their END moved later); others were opened by our store's ``start()`` and
+  ended by ``end()``, and a few are still running (WAITING_FOR_END);
+- the builder's attempts leave a RECORD_GENERATION row each (user ``nexuslims``, the
+  builder's local time with microseconds); an attempt that finds no files before the
+  file delay has passed leaves none (NexusLIMS deletes it), so ``find_no_files`` only
+  ever comes after END + the file delay; a crashed attempt's row waits for the next
+  attempt's outcome; operators retry and reprocess; the exporter completes records
+  built but not exported;
+- some sessions are being built right now (a recent RECORD_GENERATION row still
+  WAITING_FOR_END, sometimes under a live claim of our store's build queue);
+- START and END timestamps carry the instrument's UTC offset, with microseconds for
+  some sessions.
+
+With the current schema our ``status_history`` (as our store writes it: a harvested
+session gets its ``start`` and ``end`` entries together) and ``build_claim`` are
+written too. On request, sessions with one chosen defect each are added, named by the
+audit code that should find it.
 
 Examples
 --------
@@ -25,6 +43,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final, Literal
 
+from nexuslims_lifecycle import config
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.legality import next_status
 from nexuslims_lifecycle.rules import LIFECYCLE, START_EVENT
@@ -32,7 +51,7 @@ from nexuslims_lifecycle.rules import LIFECYCLE, START_EVENT
 __all__ = ["DEFECTS", "LEGACY_ONLY", "FixtureInfo", "Planter", "Schema", "build_database"]
 
 Schema = Literal["current", "legacy"]
-"""Which NexusLIMS schema to write: ``current`` (CHECK constraints, history) or ``legacy``."""
+"""Which schema to write: ``current`` (CHECK constraints, history, claims) or ``legacy``."""
 
 _S = RecordStatus
 _INSTRUMENTS: Final = (
@@ -43,12 +62,14 @@ _INSTRUMENTS: Final = (
     "Hitachi-S4700-SEM-606559",
 )
 _USERS: Final = ("ada", "grace", "rosalind", "marie", "dorothy", "chien-shiung")
+_BUILDER: Final = "nexuslims"  # the user of NexusLIMS's RECORD_GENERATION rows
 _ZONES: Final = (
     UTC,
     timezone(timedelta(hours=-5)),
     timezone(timedelta(hours=-7)),
     timezone(timedelta(hours=1)),
 )
+_BUILDER_ZONE: Final = timezone(timedelta(hours=-7))  # the builder's host, like the interop run
 # Weighted: most builds complete.
 _OUTCOME_EVENTS: Final = (
     *("complete",) * 3,
@@ -58,11 +79,19 @@ _OUTCOME_EVENTS: Final = (
     "deny_consent",
     "find_no_reservation",
 )
-_BY: Final = {(source, rule.event): rule.by for rule in LIFECYCLE.rules for source in rule.sources}
+_DELAYED: Final = frozenset(
+    rule.event for rule in LIFECYCLE.rules if rule.guard == "file_delay_elapsed"
+)
 _OPERATOR_MOVE: Final = {
     source: rule.event
     for rule in LIFECYCLE.rules
     if rule.by == "operator"
+    for source in rule.sources
+}
+_EXPORTER_MOVE: Final = {
+    source: rule.event
+    for rule in LIFECYCLE.rules
+    if rule.by == "exporter"
     for source in rule.sources
 }
 _BATCH: Final = 5_000
@@ -86,7 +115,7 @@ CREATE INDEX "session_log_session_identifier" ON "session_log" ("session_identif
 
 @dataclass
 class _Session:
-    """One generated session: its rows and history before they are written."""
+    """One generated session: its rows, history and build claim before they are written."""
 
     sid: str
     instrument: str
@@ -94,7 +123,8 @@ class _Session:
     status: RecordStatus
     rows: list[list[object]] = field(default_factory=list)  # [timestamp, event_type, status]
     history: list[list[object]] = field(default_factory=list)  # [seq, from, to, event, at]
-    times: list[datetime] = field(default_factory=list)
+    claim: tuple[str, datetime, datetime] | None = None  # worker, claimed_at, expires_at
+    precise: bool = False  # START/END timestamps keep their microseconds
 
 
 @dataclass(frozen=True)
@@ -119,57 +149,131 @@ class FixtureInfo:
     sessions: dict[str, list[str]]
 
 
-def _stamp(moment: datetime, zone: timezone) -> str:
-    return moment.astimezone(zone).isoformat(timespec="seconds")
+def _stamp(moment: datetime, zone: timezone, *, precise: bool = True) -> str:
+    return moment.astimezone(zone).isoformat(timespec="microseconds" if precise else "seconds")
 
 
-def _walk(session: _Session, rng: random.Random, now: datetime) -> None:
-    """Give ``session`` a random legal history ending before ``now``."""
-    ended = rng.random() > 0.1
-    start = now - (
-        timedelta(days=rng.uniform(3, 365)) if ended else timedelta(hours=rng.uniform(1, 48))
-    )
-    _move(session, START_EVENT, start)
-    if not ended:
+@dataclass(frozen=True)
+class _Clock:
+    """What every generated session is measured against."""
+
+    now: datetime
+    file_delay: timedelta
+
+
+def _walk(session: _Session, rng: random.Random, clock: _Clock) -> None:
+    """Give ``session`` a random legal history ending before ``clock.now``."""
+    roll = rng.random()
+    if roll < 0.06:  # opened by the store's start(); the usage event is still running
+        _move(session, START_EVENT, clock.now - timedelta(hours=rng.uniform(1, 48)))
         return
-    moment = start + timedelta(hours=rng.uniform(0.5, 8))
-    _move(session, "end", moment)
-    for _attempt in range(rng.choice((0, 1, 1, 1, 2, 3))):
-        if session.status is not _S.TO_BE_BUILT:
-            requeue = _OPERATOR_MOVE.get(session.status)
-            if requeue is None:
+    days = rng.uniform(0.4, 4) if roll < 0.25 else rng.uniform(4, 365)
+    began = clock.now - timedelta(days=days)
+    ended = began + timedelta(hours=rng.uniform(0.5, 8))
+    if roll < 0.35:  # the store's start() when it began, end() when it ended
+        _move(session, START_EVENT, began)
+        _move(session, "end", ended)
+        moment = ended
+    else:
+        moment = ended + timedelta(minutes=rng.uniform(1, 30))  # the harvester's next run
+        _harvest(session, began, ended, moment)
+        if rng.random() < 0.05 and moment + timedelta(hours=2) < clock.now:
+            # revised in NEMO after the harvest: the END row moves later, in place
+            ended += timedelta(minutes=rng.uniform(5, 90))
+            session.rows[1][0] = ended
+            moment = ended + timedelta(minutes=rng.uniform(1, 30))
+    _build(session, rng, clock, moment, ended)
+
+
+def _harvest(session: _Session, began: datetime, ended: datetime, moment: datetime) -> None:
+    """Log an ended usage event as NEMO's harvester does: START and END rows, TO_BE_BUILT."""
+    session.rows += [[began, EventType.START.value, None], [ended, EventType.END.value, None]]
+    session.history += [
+        [1, None, _S.WAITING_FOR_END.value, START_EVENT, moment],
+        [2, _S.WAITING_FOR_END.value, _S.TO_BE_BUILT.value, "end", moment],
+    ]
+    session.status = _S.TO_BE_BUILT
+
+
+def _build(
+    session: _Session, rng: random.Random, clock: _Clock, moment: datetime, ended: datetime
+) -> None:
+    """Run builder attempts (and the moves between them) on a TO_BE_BUILT session.
+
+    ``moment`` is when it became TO_BE_BUILT, ``ended`` its END time.
+    """
+    for attempt in range(rng.choice((1, 1, 1, 1, 2, 2, 3))):
+        if attempt:  # an operator requeues the outcome, or the exporter completes it
+            requeued = moment + timedelta(hours=rng.uniform(1, 120))
+            if requeued >= clock.now:
                 break
-            moment += timedelta(hours=rng.uniform(1, 24))
-            _move(session, requeue, moment)
-        moment += timedelta(hours=rng.uniform(0.1, 24), seconds=rng.randrange(60))
-        _move(session, rng.choice(_OUTCOME_EVENTS), moment)
+            moment = requeued
+            _move(session, _after(session.status, rng), moment)
+            if session.status is not _S.TO_BE_BUILT:
+                continue
+        decided = moment + timedelta(hours=rng.uniform(0.1, 24), seconds=rng.randrange(60))
+        outcome = rng.choice(_OUTCOME_EVENTS)
+        if outcome in _DELAYED:  # earlier attempts found no files and left no row
+            ready = ended + clock.file_delay + timedelta(minutes=rng.uniform(1, 360))
+            decided = max(decided, ready)
+        if decided >= clock.now:  # the builder has not come to it yet (or found no files)
+            break
+        if rng.random() < 0.05:  # a run crashed mid-build: its row waits for this outcome
+            crashed = moment + (decided - moment) * rng.uniform(0.1, 0.9)
+            session.rows.append([crashed, EventType.RECORD_GENERATION.value, None])
+        moment = decided
+        _move(session, outcome, moment)
+    if session.status is _S.TO_BE_BUILT and rng.random() < 0.3:
+        _being_built(session, rng, clock, moment)
+
+
+def _after(status: RecordStatus, rng: random.Random) -> str:
+    """Return the move out of a build outcome: the exporter's (sometimes) or an operator's."""
+    if status in _EXPORTER_MOVE and rng.random() < 0.5:
+        return _EXPORTER_MOVE[status]
+    return _OPERATOR_MOVE[status]
+
+
+def _being_built(session: _Session, rng: random.Random, clock: _Clock, since: datetime) -> None:
+    """Start a build now: a RECORD_GENERATION row WAITING_FOR_END, maybe under our claim.
+
+    ``since`` (when the session became TO_BE_BUILT) is before ``clock.now``.
+    """
+    ago = min(timedelta(hours=2), clock.now - since) * rng.random()
+    started = clock.now - ago
+    session.rows.append([started, EventType.RECORD_GENERATION.value, _S.WAITING_FOR_END.value])
+    if rng.random() < 0.4:  # taken by our store's build queue: a live lease
+        lease = clock.now + timedelta(minutes=rng.uniform(10, 60))
+        session.claim = (f"builder-{rng.randrange(1, 5)}", started, lease)
 
 
 def _move(session: _Session, event: str, moment: datetime) -> None:
-    """Apply ``event`` (or the session's START) as NexusLIMS and our store would log it."""
+    """Apply ``event`` (or the session's START) as our store would log it."""
     before = None if event == START_EVENT else session.status
     session.status = _S.WAITING_FOR_END if before is None else next_status(before, event)
     if event == START_EVENT:
         kind: EventType | None = EventType.START
     elif event == "end":
         kind = EventType.END
-    else:
-        by = None if before is None else _BY[before, event]
-        kind = None if by == "operator" else EventType.RECORD_GENERATION
+    elif before is _S.TO_BE_BUILT:  # a build's outcome: the attempt's row
+        kind = EventType.RECORD_GENERATION
+    else:  # an operator's or the exporter's move adds no row
+        kind = None
     if kind is not None:
         session.rows.append([moment, kind.value, None])
     seq = len(session.history) + 1
     session.history.append([seq, before and before.value, session.status.value, event, moment])
 
 
-def _clean_session(number: int, rng: random.Random, now: datetime) -> _Session:
+def _clean_session(number: int, rng: random.Random, clock: _Clock) -> _Session:
     session = _Session(
         f"https://nemo.example.org/api/usage_events/?id={100_000 + number}",
         rng.choice(_INSTRUMENTS),
         rng.choice(_USERS),
         _S.WAITING_FOR_END,
+        precise=rng.random() < 0.3,
     )
-    _walk(session, rng, now)
+    _walk(session, rng, clock)
     return session
 
 
@@ -240,6 +344,18 @@ def _all_rows_status(value: str) -> Planter:
     return plant
 
 
+def _left_claim(lease: timedelta) -> Planter:
+    """Leave a build claim, taken before the session's last build and long expired."""
+
+    def plant(session: _Session) -> None:
+        moment = session.rows[-1][0]
+        assert isinstance(moment, datetime)  # noqa: S101 - our own rows
+        claimed = moment - 3 * lease
+        session.claim = ("builder-9", claimed, claimed + lease)
+
+    return plant
+
+
 _DONE: Final = ("end", "complete")
 _DAY: Final = timedelta(days=1)
 # code -> (events after START, age at START, the change that plants the defect)
@@ -248,27 +364,50 @@ DEFECTS: Final[dict[str, tuple[tuple[str, ...], timedelta, Planter]]] = {
     "invalid-event-type": (_DONE, 30 * _DAY, _append_row("NOTE", None, timedelta(minutes=5))),
     "invalid-timestamp": (_DONE, 30 * _DAY, _set_row(0, 0, "last tuesday")),
     "mixed-status": (_DONE, 30 * _DAY, _set_row(0, 2, "TO_BE_BUILT")),
-    "stalled-build": (_DONE, 30 * _DAY, _append_row("RECORD_GENERATION", "WAITING_FOR_END", _DAY)),
+    "stalled-build": (
+        ("end",),
+        30 * _DAY,
+        _append_row("RECORD_GENERATION", "WAITING_FOR_END", _DAY),  # a build crashed 29 days ago
+    ),
     "missing-start": (_DONE, 30 * _DAY, _drop_rows("START")),
     "duplicate-start": (_DONE, 30 * _DAY, _append_row("START", None, timedelta(minutes=1))),
     "duplicate-end": (_DONE, 30 * _DAY, _append_row("END", None, timedelta(hours=1))),
     "end-before-start": (_DONE, 30 * _DAY, _set_row(1, 0, datetime(2000, 1, 1, tzinfo=UTC))),
     "status-without-end": (("end",), 30 * _DAY, _drop_rows("END")),
     "end-while-waiting": ((), timedelta(hours=3), _append_row("END", None, timedelta(hours=1))),
+    "build-before-end": (
+        (),
+        timedelta(hours=3),
+        _append_row("RECORD_GENERATION", "WAITING_FOR_END", timedelta(hours=1)),
+    ),
     "outcome-without-build": (_DONE, 30 * _DAY, _drop_rows("RECORD_GENERATION")),
+    # found to have no files 2 hours after its END, long before the file delay had passed
+    "early-no-files": (("end", "find_no_files"), 30 * _DAY, lambda _: None),
     "stuck-waiting": ((), 30 * _DAY, lambda _: None),  # its age alone is the defect
     "illegal-history": (_DONE, 30 * _DAY, _set_history(3, 3, "fail_export")),
     "history-gap": (_DONE, 30 * _DAY, _drop_history(2)),
     "history-mismatch": (_DONE, 30 * _DAY, _all_rows_status("ERROR")),
+    "stale-claim": (_DONE, 30 * _DAY, _left_claim(timedelta(minutes=10))),
 }
 """Every defect :func:`build_database` can plant, by the audit code that finds it."""
 
 LEGACY_ONLY: Final = frozenset({"invalid-status", "invalid-event-type"})
 """Defects the current schema's CHECK constraints forbid: plant them in ``schema="legacy"``."""
-_HISTORY_ONLY: Final = frozenset({"illegal-history", "history-gap", "history-mismatch"})
+# Defects in our own tables, which the legacy schema lacks: code -> table.
+_CURRENT_ONLY: Final = {
+    "illegal-history": "status_history",
+    "history-gap": "status_history",
+    "history-mismatch": "status_history",
+    "stale-claim": "build_claim",
+}
 
 
-def _check_arguments(sessions: int, schema: str, defects: dict[str, int]) -> None:
+def _check_arguments(
+    sessions: int, schema: str, defects: dict[str, int], file_delay: object
+) -> None:
+    if not isinstance(file_delay, timedelta) or file_delay <= timedelta(0):
+        msg = f"file_delay must be a timedelta > 0, got {file_delay!r}"
+        raise ValueError(msg)
     if sessions < 0:
         msg = f"sessions must be >= 0, got {sessions}"
         raise ValueError(msg)
@@ -288,8 +427,8 @@ def _check_arguments(sessions: int, schema: str, defects: dict[str, int]) -> Non
                 "use schema='legacy'"
             )
             raise ValueError(msg)
-        if code in _HISTORY_ONLY and schema == "legacy":
-            msg = f"defect {code!r} needs status_history, which the legacy schema lacks"
+        if code in _CURRENT_ONLY and schema == "legacy":
+            msg = f"defect {code!r} needs {_CURRENT_ONLY[code]}, which the legacy schema lacks"
             raise ValueError(msg)
 
 
@@ -301,6 +440,7 @@ def build_database(
     defects: dict[str, int] | None = None,
     seed: int = 0,
     now: datetime | None = None,
+    file_delay: timedelta | None = None,
 ) -> FixtureInfo:
     """Write a new NexusLIMS-shaped SQLite database of random legal sessions.
 
@@ -311,14 +451,18 @@ def build_database(
     sessions
         How many clean sessions to generate.
     schema
-        ``"current"``: CHECK constraints and our ``status_history``; ``"legacy"``: an
-        older NexusLIMS schema with no CHECK constraints and no history.
+        ``"current"``: CHECK constraints, our ``status_history`` and ``build_claim``;
+        ``"legacy"``: an older NexusLIMS schema with no CHECK constraints and neither
+        of our tables.
     defects
         How many extra sessions to plant per defect code (see :data:`DEFECTS`).
     seed
         Seed of the random generator: the same arguments write the same database.
     now
         The generated clock (timezone-aware); the current time by default.
+    file_delay
+        How long after a session's END its builder may find no files; by default
+        :func:`nexuslims_lifecycle.config.file_delay`, as the audit's.
 
     Returns
     -------
@@ -329,10 +473,13 @@ def build_database(
     ------
     ValueError
         For a negative count, an unknown schema or defect, a defect the schema
-        cannot hold, or an existing file.
+        cannot hold, a file delay that is not positive, or an existing file.
+    InvalidConfiguration
+        When ``file_delay`` is not given and ``NX_FILE_DELAY_DAYS`` is unusable.
     """
     defects = dict(defects or {})
-    _check_arguments(sessions, schema, defects)
+    delay = config.file_delay() if file_delay is None else file_delay
+    _check_arguments(sessions, schema, defects, delay)
     target = Path(path)
     if target.exists():
         msg = f"{target} already exists: build_database writes a new file"
@@ -340,7 +487,7 @@ def build_database(
     rng = random.Random(seed)  # noqa: S311 - test data, not secrets
     now = datetime.now(UTC) if now is None else now
     planted: dict[str, list[str]] = {code: [] for code in defects}
-    generated = _generate(sessions, defects, planted, rng, now)
+    generated = _generate(sessions, defects, planted, rng, _Clock(now, delay))
     rows = _write(target, schema, generated)
     total = sessions + sum(defects.values())
     return FixtureInfo(target, total, rows, planted)
@@ -351,15 +498,15 @@ def _generate(
     defects: dict[str, int],
     planted: dict[str, list[str]],
     rng: random.Random,
-    now: datetime,
+    clock: _Clock,
 ) -> Iterator[_Session]:
     for number in range(count):
-        yield _clean_session(number, rng, now)
+        yield _clean_session(number, rng, clock)
     number = 0
     for code, how_many in defects.items():
         events, age, plant = DEFECTS[code]
         for _ in range(how_many):
-            session = _shaped(number, rng, now, events, age)
+            session = _shaped(number, rng, clock.now, events, age)
             plant(session)
             planted[code].append(session.sid)
             number += 1
@@ -393,28 +540,35 @@ def _write(path: Path, schema: Schema, generated: Iterator[_Session]) -> int:
         for session in generated:
             batch.append(session)
             if len(batch) == _BATCH:
-                written += _insert(conn, batch, history=schema == "current")
+                written += _insert(conn, batch, ours=schema == "current")
                 batch = []
-        written += _insert(conn, batch, history=schema == "current")
+        written += _insert(conn, batch, ours=schema == "current")
     return written
 
 
-def _insert(conn: sqlite3.Connection, batch: list[_Session], *, history: bool) -> int:
-    rows = []
-    for session in batch:
-        # Each instrument logs in its own zone (an index, not hash(): that varies per run).
-        zone = _ZONES[_INSTRUMENTS.index(session.instrument) % len(_ZONES)]
-        for row in session.rows:
-            moment, event_type = row[0], row[1]
-            status = session.status.value if row[2] is None else row[2]
-            stamp = _stamp(moment, zone) if isinstance(moment, datetime) else moment
-            rows.append((session.sid, session.instrument, stamp, event_type, status, session.user))
+def _log_rows(session: _Session) -> Iterator[tuple[object, ...]]:
+    """Return the session's session_log rows as NexusLIMS's writers stamp them."""
+    # Each instrument logs in its own zone (an index, not hash(): that varies per run).
+    zone = _ZONES[_INSTRUMENTS.index(session.instrument) % len(_ZONES)]
+    for moment, event_type, own in session.rows:
+        builder = event_type == EventType.RECORD_GENERATION.value  # its own clock and user
+        user = _BUILDER if builder else session.user
+        stamp = moment  # a planted defect's text as it is
+        if isinstance(moment, datetime):
+            own_zone = _BUILDER_ZONE if builder else zone
+            stamp = _stamp(moment, own_zone, precise=builder or session.precise)
+        status = session.status.value if own is None else own
+        yield (session.sid, session.instrument, stamp, event_type, status, user)
+
+
+def _insert(conn: sqlite3.Connection, batch: list[_Session], *, ours: bool) -> int:
+    rows = [row for session in batch for row in _log_rows(session)]
     conn.executemany(
         "INSERT INTO session_log (session_identifier, instrument, timestamp, event_type,"
         " record_status, user) VALUES (?, ?, ?, ?, ?, ?)",
         rows,
     )
-    if history:
+    if ours:
         entries = [
             (session.sid, seq, before, after, event, "fixtures", _stamp(moment, UTC))  # type: ignore[arg-type]
             for session in batch
@@ -424,5 +578,16 @@ def _insert(conn: sqlite3.Connection, batch: list[_Session], *, history: bool) -
             "INSERT INTO status_history (session_identifier, seq, from_status, to_status,"
             " event, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             entries,
+        )
+        claims = [
+            (session.sid, worker, _stamp(claimed, UTC), _stamp(expires, UTC))
+            for session in batch
+            if session.claim is not None
+            for worker, claimed, expires in [session.claim]
+        ]
+        conn.executemany(
+            "INSERT INTO build_claim (session_identifier, worker, claimed_at, expires_at)"
+            " VALUES (?, ?, ?, ?)",
+            claims,
         )
     return len(rows)
