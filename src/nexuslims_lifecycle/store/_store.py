@@ -154,6 +154,16 @@ class SessionLogStore:
                 f"the lifecycle guard of {self._where} refused the write ({text}); "
                 "if the guard is outdated, run `nexuslims-lifecycle guard install` again"
             )
+        if "readonly" in lowered or "read-only" in lowered:
+            return (
+                f"{self._where} cannot be written ({text}): give this user write access to "
+                "the file and its directory; nothing was written"
+            )
+        if state == "42501":
+            return (
+                f"the role connected to {self._where} lacks a privilege ({text}): run this "
+                "as the database's owner, or grant CREATE on the schema; nothing was written"
+            )
         if "no such table" in lowered or ("does not exist" in lowered and "relation" in lowered):
             return f"{self._where} is not initialised ({text}): run `init` on it first"
         if "locked" in lowered:
@@ -167,7 +177,12 @@ class SessionLogStore:
 
     def _require_file(self) -> None:
         """Refuse a SQLite file that does not exist (only ``init`` creates one)."""
-        if self.url.get_backend_name() != "sqlite" or Path(str(self.url.database)).exists():
+        if self.url.get_backend_name() != "sqlite":
+            return
+        path = str(self.url.database)
+        if self.url.query.get("uri") == "true":  # sqlite:///file:PATH?mode=ro&uri=true
+            path = path.removeprefix("file:")
+        if Path(path).exists():
             return
         msg = f"{self._where} does not exist: check the path, or run `init` to create it"
         raise StoreError(msg, url=self._where)
