@@ -20,15 +20,8 @@ from nexuslims_lifecycle.errors import (
     TransitionConflict,
 )
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
-from nexuslims_lifecycle.store import _guard, _moves, _queue
-from nexuslims_lifecycle.store._engine import (
-    LOCK_TIMEOUT,
-    STATEMENT_TIMEOUT,
-    WRITE,
-    create_engine,
-    to_url,
-    use_wal,
-)
+from nexuslims_lifecycle.store import _engine, _guard, _moves, _queue
+from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url, use_wal
 from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
     Claim,
@@ -141,12 +134,12 @@ class SessionLogStore:
         state = getattr(error.orig, "sqlstate", None)
         if state == "55P03":
             return (
-                f"another writer held a lock of {self._where} for more than {LOCK_TIMEOUT:g} s "
+                f"another writer held a lock of {self._where} for more than {_engine.LOCK_TIMEOUT:g} s "
                 f"({text}): nothing was written; try again, and look for a stalled writer"
             )
         if state == "57014":
             return (
-                f"a statement on {self._where} ran for more than {STATEMENT_TIMEOUT:g} s "
+                f"a statement on {self._where} ran for more than {_engine.STATEMENT_TIMEOUT:g} s "
                 f"({text}): nothing was written"
             )
         if state == "23514" and "lifecycle guard" in lowered:
