@@ -120,7 +120,7 @@ class Deployment:
 
     def guard(self) -> None:
         """Add our tables and the lifecycle guard with ``nexuslims-lifecycle init``."""
-        from nexuslims_lifecycle.store import SessionLogStore  # noqa: PLC0415
+        from nexuslims_lifecycle.store import SessionLogStore
 
         with SessionLogStore(self.db) as store:
             store.init()

@@ -432,6 +432,7 @@ def test_an_illegal_raw_update_is_refused_whole(deployment: Deployment) -> None:
     assert events(deployment.db, session) == ["start", "end", "fail"]
     assert clean(deployment.db) == []
 
+
 @pytest.mark.xfail(
     strict=True,
     reason="main (26d59f4) has no `reprocess` command yet (remove this mark when it lands)",

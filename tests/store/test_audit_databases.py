@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from _snapshot import dump
 
 from nexuslims_lifecycle import audit as audit_module
 from nexuslims_lifecycle.audit import audit
 from nexuslims_lifecycle.errors import UnusableDatabase
 from nexuslims_lifecycle.store import SessionLogStore
-from _snapshot import dump
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

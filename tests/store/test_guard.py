@@ -27,12 +27,10 @@ _COUNTER = itertools.count()
 STATUSES = list(RecordStatus)
 INSERT = sa.text(
     "INSERT INTO session_log (session_identifier, instrument, timestamp, event_type, "
-    'record_status, "user") VALUES (:s, \'I\', :t, :e, :r, :u)'
+    "record_status, \"user\") VALUES (:s, 'I', :t, :e, :r, :u)"
 )
 REFUSED = pytest.raises(sa.exc.IntegrityError, match="lifecycle guard")
-EVENT_OF = {
-    (source, rule.dest): rule.event for rule in LIFECYCLE.rules for source in rule.sources
-}
+EVENT_OF = {(source, rule.dest): rule.event for rule in LIFECYCLE.rules for source in rule.sources}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
@@ -171,19 +169,30 @@ def test_the_harvester_inserts_start_then_end_in_two_transactions(guarded: sa.En
 
 
 @pytest.mark.parametrize("build_row_first", [False, True])
-def test_the_builders_per_row_outcome_is_one_move(guarded: sa.Engine, build_row_first: bool) -> None:
+def test_the_builders_per_row_outcome_is_one_move(
+    guarded: sa.Engine, build_row_first: bool
+) -> None:
     """NexusLIMS's ORM sets each row by id in one transaction: one history entry, rows agree."""
     sid = session_in(guarded, RecordStatus.TO_BE_BUILT)
     run(guarded, row(sid, "RECORD_GENERATION", "WAITING_FOR_END", "nexuslims"))
     with guarded.connect() as conn:
-        ids = [i for (i,) in conn.execute(
-            sa.text("SELECT id_session_log FROM session_log WHERE session_identifier = :s "
-                    "ORDER BY id_session_log"), {"s": sid})]
+        ids = [
+            i
+            for (i,) in conn.execute(
+                sa.text(
+                    "SELECT id_session_log FROM session_log WHERE session_identifier = :s "
+                    "ORDER BY id_session_log"
+                ),
+                {"s": sid},
+            )
+        ]
     order = ids[::-1] if build_row_first else ids
     by_id = "UPDATE session_log SET record_status = 'COMPLETED' WHERE id_session_log = :i"
     run(guarded, *(update(by_id, i=i) for i in order))
     assert rows(guarded, sid) == [
-        ("START", "COMPLETED"), ("END", "COMPLETED"), ("RECORD_GENERATION", "COMPLETED")
+        ("START", "COMPLETED"),
+        ("END", "COMPLETED"),
+        ("RECORD_GENERATION", "COMPLETED"),
     ]
     assert history(guarded, sid)[-1][1:] == ("TO_BE_BUILT", "COMPLETED", "complete")
     assert len(history(guarded, sid)) == 3
@@ -192,11 +201,23 @@ def test_the_builders_per_row_outcome_is_one_move(guarded: sa.Engine, build_row_
 def test_the_build_row_is_deleted_and_revisions_pass(guarded: sa.Engine) -> None:
     sid = session_in(guarded, RecordStatus.TO_BE_BUILT)
     run(guarded, row(sid, "RECORD_GENERATION", "WAITING_FOR_END", "nexuslims"))
-    run(guarded, update("DELETE FROM session_log WHERE session_identifier = :s "
-                        "AND event_type = 'RECORD_GENERATION'", s=sid))
-    run(guarded, update('UPDATE session_log SET timestamp = :t, "user" = :u '
-                        "WHERE session_identifier = :s", s=sid, t="2026-11-29T10:00:00-07:00",
-                        u="grace"))
+    run(
+        guarded,
+        update(
+            "DELETE FROM session_log WHERE session_identifier = :s "
+            "AND event_type = 'RECORD_GENERATION'",
+            s=sid,
+        ),
+    )
+    run(
+        guarded,
+        update(
+            'UPDATE session_log SET timestamp = :t, "user" = :u WHERE session_identifier = :s',
+            s=sid,
+            t="2026-11-29T10:00:00-07:00",
+            u="grace",
+        ),
+    )
     assert rows(guarded, sid) == [("START", "TO_BE_BUILT"), ("END", "TO_BE_BUILT")]
     assert len(history(guarded, sid)) == 2
 
@@ -204,8 +225,14 @@ def test_the_build_row_is_deleted_and_revisions_pass(guarded: sa.Engine) -> None
 def test_the_documented_date_range_recipe_moves_whole_sessions(guarded: sa.Engine) -> None:
     """The range catches START and END but not the later build row: the guard moves it too."""
     sid = session_in(guarded, RecordStatus.COMPLETED)
-    run(guarded, update("UPDATE session_log SET record_status = 'TO_BE_BUILT' "
-                        "WHERE session_identifier = :s AND event_type IN ('START', 'END')", s=sid))
+    run(
+        guarded,
+        update(
+            "UPDATE session_log SET record_status = 'TO_BE_BUILT' "
+            "WHERE session_identifier = :s AND event_type IN ('START', 'END')",
+            s=sid,
+        ),
+    )
     assert {status for _e, status in rows(guarded, sid)} == {"TO_BE_BUILT"}
     assert history(guarded, sid)[-1][1:] == ("COMPLETED", "TO_BE_BUILT", "reprocess")
     assert [e for *_x, e in history(guarded, sid)].count("reprocess") == 1
@@ -270,8 +297,11 @@ def test_a_refused_statement_rolls_back_the_whole_transaction_it_ends(guarded: s
     first, second = session_in(guarded, RecordStatus.ERROR), session_in(guarded, RecordStatus.ERROR)
     before = (rows(guarded, first), history(guarded, first))
     with REFUSED:
-        run(guarded, update(_WHOLE, s=first, r="TO_BE_BUILT"),
-            update(_WHOLE, s=second, r="COMPLETED"))
+        run(
+            guarded,
+            update(_WHOLE, s=first, r="TO_BE_BUILT"),
+            update(_WHOLE, s=second, r="COMPLETED"),
+        )
     assert (rows(guarded, first), history(guarded, first)) == before
 
 
@@ -357,7 +387,7 @@ def test_a_guard_missing_a_trigger_is_partial_and_repaired(fresh: SessionLogStor
 
 def test_the_store_refuses_to_move_without_the_guard(fresh: SessionLogStore, db_url: str) -> None:
     before = dump(db_url)
-    with pytest.raises(StoreError, match="has no lifecycle guard.*guard install"):
+    with pytest.raises(StoreError, match=r"has no lifecycle guard.*guard install"):
         fresh.start("s", instrument="I")
     assert dump(db_url) == before
 

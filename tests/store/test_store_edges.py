@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from _snapshot import dump
 
-from nexuslims_lifecycle.errors import SessionExists, StoreError, TransitionConflict
+from nexuslims_lifecycle.errors import StoreError, TransitionConflict
 from nexuslims_lifecycle.store import SessionLogStore, _moves
 from nexuslims_lifecycle.store._workers import build, run_processes
 

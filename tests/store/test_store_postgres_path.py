@@ -35,9 +35,7 @@ def store(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sessio
         yield opened
 
 
-def _meanwhile(
-    monkeypatch: pytest.MonkeyPatch, url: str, statement: str
-) -> list[BaseException]:
+def _meanwhile(monkeypatch: pytest.MonkeyPatch, url: str, statement: str) -> list[BaseException]:
     """Make another writer run ``statement`` between the store's read and its write."""
     decide = _moves.decide
     errors: list[BaseException] = []

@@ -197,7 +197,10 @@ def test_raw_sql_and_store_writers_racing_record_each_move_once(request, backend
         store_plans = {sid: [(event, source)] for sid in failed}
         raw_plans = {sid: [dest] for sid in failed}
         jobs = [
-            *({"kind": "store", "url": url, "name": f"s{n}", "plans": store_plans} for n in range(2)),
+            *(
+                {"kind": "store", "url": url, "name": f"s{n}", "plans": store_plans}
+                for n in range(2)
+            ),
             *({"kind": "raw", "url": url, "name": f"r{n}", "plans": raw_plans} for n in range(2)),
         ]
         reports = run_workers(workers.mixed, jobs)

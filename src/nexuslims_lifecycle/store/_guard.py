@@ -84,7 +84,9 @@ def _quote(text: str) -> str:
 
 def _legal_from(lifecycle: Lifecycle, source: str) -> str:
     """Return the moves allowed from ``source`` as text, e.g. ``retry -> TO_BE_BUILT``."""
-    found = [f"{event} -> {dst}" for (src, dst), event in _moves(lifecycle).items() if src == source]
+    found = [
+        f"{event} -> {dst}" for (src, dst), event in _moves(lifecycle).items() if src == source
+    ]
     return ", ".join(found) or "none (an operator must decide)"
 
 
@@ -191,11 +193,14 @@ def sqlite_ddl(lifecycle: Lifecycle = LIFECYCLE) -> list[str]:
     # progress leaving WAITING_FOR_END moves a TO_BE_BUILT session from TO_BE_BUILT,
     # and joins rows that already hold its new status (no move).
     row = _sqlite_update(
-        lifecycle, _UPDATE, f"{changed} AND NOT ({_BUILD_ROW_OLD} AND ({other_tbb} OR {joining}))",
+        lifecycle,
+        _UPDATE,
+        f"{changed} AND NOT ({_BUILD_ROW_OLD} AND ({other_tbb} OR {joining}))",
         "OLD.record_status",
     )
     build = _sqlite_update(
-        lifecycle, _UPDATE_BUILD,
+        lifecycle,
+        _UPDATE_BUILD,
         f"{changed} AND {_BUILD_ROW_OLD} AND {other_tbb} AND NEW.record_status <> '{_TBB}'",
         f"'{_TBB}'",
     )
@@ -324,6 +329,10 @@ BEGIN
   RETURN NULL;
 END
 $guard$"""
+    start_entry = history.format(src="NULL", dst=_quote(initial), event=_quote(START_EVENT))
+    end_entry = history.format(
+        src=_quote(initial), dst=_quote(_TBB), event=_quote(end_event or "end")
+    )
     inserted = f"""CREATE OR REPLACE FUNCTION {_INSERT}() RETURNS trigger
 LANGUAGE plpgsql AS $guard$
 DECLARE{context}
@@ -335,8 +344,8 @@ BEGIN
       RAISE EXCEPTION 'lifecycle guard: session % cannot begin in %: %',
         quote_literal(NEW.session_identifier), NEW.record_status, {_quote(_new_refusal(starts))}
         USING ERRCODE = 'check_violation';
-    END IF;{who}{history.format(src="NULL", dst=_quote(initial), event=_quote(START_EVENT))}
-    IF NEW.record_status = '{_TBB}' THEN{history.format(src=_quote(initial), dst=_quote(_TBB), event=_quote(end_event or "end"))}
+    END IF;{who}{start_entry}
+    IF NEW.record_status = '{_TBB}' THEN{end_entry}
     END IF;
     RETURN NULL;
   END IF;
@@ -438,7 +447,9 @@ def guard_status(conn: sa.Connection) -> GuardStatus:
     installed, at = str(row[0]), str(row[1])
     if found != set(_objects(conn)):
         return GuardStatus("partial", installed, at, expected)
-    return GuardStatus("installed" if installed == expected else "outdated", installed, at, expected)
+    return GuardStatus(
+        "installed" if installed == expected else "outdated", installed, at, expected
+    )
 
 
 def _drop(conn: sa.Connection) -> None:
@@ -476,8 +487,7 @@ def install(conn: sa.Connection, now: datetime) -> bool:
     )
     if not postgres:
         conn.exec_driver_sql(
-            f"CREATE TABLE {CONTEXT} (id INTEGER PRIMARY KEY CHECK (id = 1), actor TEXT, "
-            "at TEXT)"
+            f"CREATE TABLE {CONTEXT} (id INTEGER PRIMARY KEY CHECK (id = 1), actor TEXT, at TEXT)"
         )
     for statement in postgres_ddl() if postgres else sqlite_ddl():
         # (psycopg reads % as a placeholder even with no parameters)

@@ -340,7 +340,9 @@ def releases_claim(rows: SessionRows, dest: RecordStatus) -> bool:
     return rows.status is RecordStatus.TO_BE_BUILT and dest is not RecordStatus.TO_BE_BUILT
 
 
-def _added_row(move: Move, rows: SessionRows, dest: RecordStatus, kind: EventType) -> dict[str, Any]:
+def _added_row(
+    move: Move, rows: SessionRows, dest: RecordStatus, kind: EventType
+) -> dict[str, Any]:
     """Return the columns of the row a move adds (END, or RECORD_GENERATION)."""
     return {
         "session_identifier": move.session_identifier,

@@ -134,16 +134,18 @@ PG_SET_CONTEXT: Final = sa.text(
 (fails where the guard is not installed)."""
 
 PG_MOVE: Final = sa.text(
-    "WITH ctx AS (SELECT set_config('nexuslims_lifecycle.actor', coalesce(CAST(:actor AS text), ''), true), "
+    "WITH ctx AS (SELECT "
+    "set_config('nexuslims_lifecycle.actor', coalesce(CAST(:actor AS text), ''), true), "
     "set_config('nexuslims_lifecycle.at', CAST(:at AS text), true), "
     f"set_config('nexuslims_lifecycle.rows', CAST(:rows AS text), true) FROM {GUARD_TABLE}), "
     "moved AS (UPDATE session_log SET record_status = CAST(:new AS text) FROM ctx "
     "WHERE id_session_log = (SELECT min(id_session_log) FROM session_log "
-    "WHERE session_identifier = CAST(:sid AS text) AND record_status = CAST(:old AS text)) AND record_status = CAST(:old AS text) "
-    "RETURNING 1), "
+    "WHERE session_identifier = CAST(:sid AS text) AND record_status = CAST(:old AS text)) "
+    "AND record_status = CAST(:old AS text) RETURNING 1), "
     "added AS (INSERT INTO session_log (session_identifier, instrument, timestamp, "
-    'event_type, record_status, "user") SELECT CAST(:sid AS text), CAST(:instrument AS text), CAST(:at AS text), CAST(:kind AS text), CAST(:new AS text), CAST(:user AS text) '
-    "FROM moved WHERE CAST(:kind AS text) IS NOT NULL RETURNING 1), "
+    'event_type, record_status, "user") SELECT CAST(:sid AS text), '
+    "CAST(:instrument AS text), CAST(:at AS text), CAST(:kind AS text), CAST(:new AS text), "
+    "CAST(:user AS text) FROM moved WHERE CAST(:kind AS text) IS NOT NULL RETURNING 1), "
     "released AS (DELETE FROM build_claim WHERE session_identifier = CAST(:sid AS text) "
     "AND CAST(:release AS boolean) AND EXISTS (SELECT FROM moved) RETURNING 1) "
     "SELECT (SELECT count(*) FROM moved) AS moved"

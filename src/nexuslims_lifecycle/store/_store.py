@@ -122,7 +122,7 @@ class SessionLogStore:
                 ) from None
             raise StoreError(self._explain(error), url=self._where) from None
 
-    def _explain(self, error: sa.exc.DBAPIError) -> str:
+    def _explain(self, error: sa.exc.DBAPIError) -> str:  # noqa: PLR0911 - one per failure
         """Return a message for a database error that says what to do."""
         text = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         lowered = text.lower()
@@ -134,8 +134,9 @@ class SessionLogStore:
         state = getattr(error.orig, "sqlstate", None)
         if state == "55P03":
             return (
-                f"another writer held a lock of {self._where} for more than {_engine.LOCK_TIMEOUT:g} s "
-                f"({text}): nothing was written; try again, and look for a stalled writer"
+                f"another writer held a lock of {self._where} for more than "
+                f"{_engine.LOCK_TIMEOUT:g} s ({text}): nothing was written; try again, and "
+                "look for a stalled writer"
             )
         if state == "57014":
             return (
