@@ -25,6 +25,7 @@ from nexuslims_lifecycle.errors import (
     UnknownInstrument,
     UnknownSession,
 )
+from nexuslims_lifecycle.store._guard import GuardStatus
 from nexuslims_lifecycle.store._retry import retry_on_conflict
 from nexuslims_lifecycle.store._store import SessionLogStore
 from nexuslims_lifecycle.store._types import Claim, HistoryEntry, SessionInfo
@@ -32,6 +33,7 @@ from nexuslims_lifecycle.store._types import Claim, HistoryEntry, SessionInfo
 __all__ = [
     "Claim",
     "FileDelayNotElapsed",
+    "GuardStatus",
     "HistoryEntry",
     "SessionExists",
     "SessionInfo",

@@ -66,8 +66,6 @@ _PG_AT: Final = "nexuslims_lifecycle.at"
 _PG_ACTOR: Final = "nexuslims_lifecycle.actor"
 _PG_ROWS: Final = "nexuslims_lifecycle.rows"
 
-State = Literal["installed", "absent", "outdated", "partial"]
-
 
 def _moves(lifecycle: Lifecycle) -> dict[tuple[str, str], str]:
     """Return every legal (from, to) pair of status values and its one event."""
@@ -407,7 +405,7 @@ class GuardStatus:
         This version's guard version.
     """
 
-    state: State
+    state: Literal["installed", "absent", "outdated", "partial"]
     version: str | None
     installed_at: str | None
     expected: str

@@ -22,6 +22,7 @@ from nexuslims_lifecycle.errors import (
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _engine, _guard, _moves, _queue
 from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url, use_wal
+from nexuslims_lifecycle.store._guard import GuardStatus
 from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
     Claim,
@@ -282,7 +283,7 @@ class SessionLogStore:
             self._check_columns(conn)
             _guard.install(conn, datetime.now().astimezone())
 
-    def guard_status(self) -> _guard.GuardStatus:
+    def guard_status(self) -> GuardStatus:
         """Return whether the database holds the lifecycle guard, and which (reads only)."""
         with self._read() as conn:
             return _guard.guard_status(conn)
