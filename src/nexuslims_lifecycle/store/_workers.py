@@ -284,8 +284,8 @@ def _stall_inside_transactions(store: SessionLogStore, seconds: float) -> None:
     """Make this process's writes wait ``seconds`` inside each transaction.
 
     Before each commit made through SQLAlchemy, and between reading a session and
-    writing its move (PostgreSQL's ``advance`` commits on the driver, with its
-    writes, so its only moment inside a transaction is there).
+    writing its move (PostgreSQL's ``advance`` runs in autocommit, each statement
+    its own transaction, so a kill there lands between its read and its write).
     """
     event.listen(store.engine, "commit", lambda _conn: time.sleep(seconds))
     decide = _moves.decide
