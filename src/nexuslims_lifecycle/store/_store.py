@@ -89,6 +89,7 @@ class SessionLogStore:
             raise InvalidArgument("file_delay", file_delay, "a timedelta > 0, or None")
         self.url = to_url(url)
         self.engine = create_engine(self.url)
+        self._moves_engine: sa.Engine | None = None  # PostgreSQL's autocommit moves
 
     def __repr__(self) -> str:
         """Return the store's URL, password hidden."""
@@ -197,8 +198,10 @@ class SessionLogStore:
     @contextmanager
     def _autocommit(self, move: _moves.Move | None = None) -> Iterator[sa.Connection]:
         """Open a PostgreSQL connection in autocommit: each statement commits on its own."""
-        with self._translated(move), self.engine.connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        if self._moves_engine is None:
+            self._moves_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with self._translated(move), self._moves_engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def _read(self, *, stream: bool = False) -> Iterator[sa.Connection]:
