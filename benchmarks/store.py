@@ -45,17 +45,25 @@ import sqlalchemy as sa  # noqa: E402
 from _pg_cluster import find_bindir, fresh_database, running_cluster  # noqa: E402
 from _procs import run_workers  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _baselines  # noqa: E402
 from nexuslims_lifecycle.enums import EventType, RecordStatus  # noqa: E402
-from nexuslims_lifecycle.rules import START_EVENT  # noqa: E402
 from nexuslims_lifecycle.store import SessionLogStore  # noqa: E402
 from nexuslims_lifecycle.store import _workers as workers  # noqa: E402
-from nexuslims_lifecycle.store._schema import SESSION_LOG, STATUS_HISTORY  # noqa: E402
+from nexuslims_lifecycle.store._schema import SESSION_LOG  # noqa: E402
 
 HOT = 8  # sessions every writer races on in the cycle workload
 SHARE_EVERY = 10  # every tenth attempt goes to a shared session
 INSTRUMENT = "FEI-Titan-TEM-635816"
 TARGETS = {("SQLite file", 4): 1000, ("PostgreSQL", 8): 2000}
 """Committed transitions/s each scenario must reach (issue 5), on the lifecycle workload."""
+RATIO_TARGETS = {
+    "PostgreSQL store / pgbench -N, 8 clients": 0.75,
+    "SQLite store / bare sqlite3 loop, 4 writers": 0.5,
+    "SQLite guarded / unguarded whole-session UPDATEs": 0.5,
+    "PostgreSQL guarded / unguarded whole-session UPDATEs": 0.5,
+}
+"""Ratios to baselines measured in the same run (issue 12); a miss exits 1."""
 
 
 @dataclass
@@ -94,21 +102,7 @@ def seed(url: str, count: int) -> list[str]:
                     for sid in sids
                 ],
             )
-            conn.execute(
-                STATUS_HISTORY.insert(),
-                [
-                    {
-                        "session_identifier": sid,
-                        "seq": 1,
-                        "from_status": None,
-                        "to_status": waiting,
-                        "event": START_EVENT,
-                        "actor": "bench",
-                        "at": at,
-                    }
-                    for sid in sids
-                ],
-            )
+            # (the guard writes each session's first history entry)
         if store.engine.dialect.name == "postgresql":  # as autovacuum would after a bulk load
             with store.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
@@ -186,9 +180,23 @@ def main() -> int:
     args = parser.parse_args()
     moves = 500 if args.quick else 3000
     results = []
+    ratios: list[tuple[str, float, float]] = []  # (what, ours, baseline)
     for writers in (1, 4):
         with sqlite_file() as url:
             results.append(scenario("SQLite file", url, writers, moves, args.workload))
+        with sqlite_file() as url:
+            bare = _baselines.bare_sqlite(url, writers, moves)
+        ratios.append(
+            (f"SQLite store / bare sqlite3 loop, {writers} writers", results[-1].rate, bare)
+        )
+    with sqlite_file() as guarded, sqlite_file() as unguarded:
+        ratios.append(
+            (
+                "SQLite guarded / unguarded whole-session UPDATEs",
+                _baselines.whole_session_updates(guarded, guard=True, moves=moves),
+                _baselines.whole_session_updates(unguarded, guard=False, moves=moves),
+            )
+        )
     if find_bindir() is None:
         print("PostgreSQL not installed: skipped (apt-get install postgresql)")
     else:
@@ -200,6 +208,23 @@ def main() -> int:
                 for writers in (1, 8):
                     url = fresh_database(admin, f"bench{writers}")
                     results.append(scenario(label, url, writers, moves, args.workload))
+                    tps = _baselines.pgbench(
+                        fresh_database(admin, f"pgbench{writers}"), writers, 5 if args.quick else 15
+                    )
+                    ratios.append(
+                        (f"{label} store / pgbench -N, {writers} clients", results[-1].rate, tps)
+                    )
+                ratios.append(
+                    (
+                        f"{label} guarded / unguarded whole-session UPDATEs",
+                        _baselines.whole_session_updates(
+                            fresh_database(admin, "guarded"), guard=True, moves=moves
+                        ),
+                        _baselines.whole_session_updates(
+                            fresh_database(admin, "unguarded"), guard=False, moves=moves
+                        ),
+                    )
+                )
     judged = args.workload == "lifecycle" and not args.quick
     print(f"workload: {args.workload}, {moves} attempts per writer")
     print(f"{'backend':<38} {'writers':>7} {'committed':>9} {'conflicts':>9} "
@@ -213,6 +238,16 @@ def main() -> int:
             failed |= r.rate < target
         print(f"{r.backend:<38} {r.writers:>7} {r.commits:>9} {r.conflicts:>9} "
               f"{r.seconds:>8.2f} {r.rate:>9.0f} {r.lost:>4}  {verdict}")  # fmt: skip
+    print()
+    print(f"{'ratio (same run)':<56} {'ours/s':>8} {'baseline/s':>10} {'ratio':>6}  target")
+    for what, ours, baseline in ratios:
+        ratio = ours / baseline
+        target = RATIO_TARGETS.get(what) if judged else None
+        verdict = ""
+        if target is not None:
+            verdict = f">= {target:.2f}x: {'PASS' if ratio >= target else 'FAIL'}"
+            failed |= ratio < target
+        print(f"{what:<56} {ours:>8.0f} {baseline:>10.0f} {ratio:>5.2f}x  {verdict}")
     return 1 if failed or any(r.lost for r in results) else 0
 
 

@@ -150,7 +150,8 @@ CODES: Final = dict(
             "history-mismatch",
             "error",
             "status_history ends in a status other than the session's current one",
-            "a writer bypassed the store: find it, then bring status and history back in line",
+            "the lifecycle guard was absent when a writer moved the session: check "
+            "`guard status`, install it, then bring status and history back in line",
         ),
         _code(
             "stale-claim",

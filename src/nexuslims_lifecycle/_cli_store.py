@@ -25,7 +25,7 @@ from nexuslims_lifecycle.rules import EVENTS
 if TYPE_CHECKING:
     from nexuslims_lifecycle.store import SessionLogStore
 
-__all__ = ["COMMANDS", "DB_ENV_VARS"]
+__all__ = ["COMMANDS", "DB_ENV_VARS", "split_db"]
 
 DB_ENV_VARS: Final = ("NEXUSLIMS_LIFECYCLE_DB", "NX_DB_PATH")
 """Where DB comes from when the command line leaves it out, first found wins."""
@@ -33,7 +33,7 @@ DB_ENV_VARS: Final = ("NEXUSLIMS_LIFECYCLE_DB", "NX_DB_PATH")
 CONFLICT_EXIT: Final = 3
 
 
-def _split_db(args: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, list[str]]:
+def split_db(args: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, list[str]]:
     """Return (DB, the other positional values): DB first, or from the environment."""
     if len(args) == len(names) + 1:
         return args[0], list(args[1:])
@@ -75,7 +75,7 @@ def _db_command(*names: str) -> Callable[[Callable[..., None]], click.Command]:
 
     def decorate(function: Callable[..., None]) -> click.Command:
         def callback(args: tuple[str, ...], **options: Any) -> None:
-            db, values = _split_db(args, names)
+            db, values = split_db(args, names)
             function(db, *values, **options)
 
         callback.__doc__ = function.__doc__
@@ -98,15 +98,24 @@ def _status_value(_ctx: object, _param: object, value: str | None) -> str | None
     help="Switch a SQLite file to WAL for good (for files only the store writes; "
     "not for a NexusLIMS database, whose backups copy the file alone).",
 )
+@click.option(
+    "--no-guard",
+    "no_guard",
+    is_flag=True,
+    help="Leave the lifecycle guard out (the store's moves need it: "
+    "`nexuslims-lifecycle guard install DB` later).",
+)
 @_db_command()
-def cmd_init(db: str, *, wal: bool) -> None:
-    """Create the session log tables that are missing (never alters existing ones).
+def cmd_init(db: str, *, wal: bool, no_guard: bool) -> None:
+    """Create the session log tables that are missing and install the lifecycle guard.
 
-    A SQLite file keeps its journal mode unless --wal.
+    Never alters existing tables or rows. A SQLite file keeps its journal mode
+    unless --wal.
     """
     with _store(db) as store:
-        store.init(wal=wal)
-    click.echo(f"initialised {db}" + (" (WAL)" if wal else ""))
+        store.init(wal=wal, guard=not no_guard)
+    notes = [note for note, on in (("WAL", wal), ("no guard", no_guard)) if on]
+    click.echo(f"initialised {db}" + (f" ({', '.join(notes)})" if notes else ""))
 
 
 @click.option("--user", default=None, help="The user's name.")

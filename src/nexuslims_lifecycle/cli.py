@@ -66,10 +66,12 @@ def _demo_epilogue(store: SessionLogStore, console: Console) -> None:
 
 def _add_store_commands() -> None:
     """Register the session log commands (init, start, advance, status, history, sessions)."""
+    from nexuslims_lifecycle._cli_guard import guard  # noqa: PLC0415 - keep start-up fast
     from nexuslims_lifecycle._cli_store import COMMANDS  # noqa: PLC0415 - keep start-up fast
 
     for command in COMMANDS:
         main.add_command(command)
+    main.add_command(guard)
 
 
 for _command in (diagram, can, explain, replay, audit_command):

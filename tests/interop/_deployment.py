@@ -118,6 +118,13 @@ class Deployment:
         """Create the database with ``nexuslims db init`` and add the instrument."""
         return self.run("init")
 
+    def guard(self) -> None:
+        """Add our tables and the lifecycle guard with ``nexuslims-lifecycle init``."""
+        from nexuslims_lifecycle.store import SessionLogStore
+
+        with SessionLogStore(self.db) as store:
+            store.init()
+
     def harvest(self) -> Any:
         """Harvest NEMO with NexusLIMS's own harvester."""
         return self.run("harvest")

@@ -43,7 +43,11 @@ def nexuslims_python() -> Path:
 
 @pytest.fixture
 def deployment(nexuslims_python: Path, tmp_path: Path) -> Deployment:
-    """Return a fresh NexusLIMS deployment whose database ``nexuslims db init`` created."""
+    """Return a fresh NexusLIMS deployment: ``nexuslims db init``, then our ``init`` (the guard).
+
+    Every row NexusLIMS writes afterwards passes the lifecycle guard.
+    """
     deployed = Deployment(nexuslims_python, tmp_path / "nexuslims")
     deployed.init()
+    deployed.guard()
     return deployed

@@ -69,6 +69,12 @@ def init_store(db: Path) -> None:
         store.init()
 
 
+def events(db: Path, session: str) -> list[str]:
+    """Return the events of a session's status_history, oldest first."""
+    with SessionLogStore(db) as store:
+        return [entry.event for entry in store.history(session)]
+
+
 def status_of(db: Path, session: str) -> RecordStatus:
     """Return the store's status of one session."""
     with SessionLogStore(db) as store:
@@ -80,6 +86,7 @@ def outcomes(nexuslims_python: Path, tmp_path_factory: pytest.TempPathFactory) -
     """A deployment where NexusLIMS built one session of each outcome in one run."""
     deployed = Deployment(nexuslims_python, tmp_path_factory.mktemp("outcomes"))
     deployed.init()
+    deployed.guard()
     for event_id, plan, _status in OUTCOMES:
         deployed.usage_event(event_id, *ENDED, outcome=plan)
     deployed.usage_event(EARLY_NO_FILES, ago(3), ago(1), outcome="no_files")
@@ -360,10 +367,11 @@ def test_operator_reprocess_by_session_rebuilds_a_completed_record(deployment: D
     assert clean(deployment.db) == []
 
 
-def test_documented_date_range_reprocess_splits_sessions(deployment: Deployment) -> None:
+def test_documented_date_range_reprocess_moves_whole_sessions(deployment: Deployment) -> None:
     """NexusLIMS's documented range UPDATE catches START/END but not the later build rows.
 
-    The audit reports the split sessions; NexusLIMS's next build rejoins them.
+    The guard applies the move to the whole session (build rows too) and records one
+    ``reprocess`` per session; NexusLIMS then builds them again.
     """
     first = deployment.usage_event(901, ago(100), ago(99))
     second = deployment.usage_event(902, ago(98), ago(97))
@@ -374,14 +382,34 @@ def test_documented_date_range_reprocess_splits_sessions(deployment: Deployment)
         "UPDATE session_log SET record_status = 'TO_BE_BUILT' "
         f"WHERE timestamp >= '{low}' AND timestamp <= '{high}'"
     )
-    assert deployment.statuses(first) == [(S, "TO_BE_BUILT"), (E, "TO_BE_BUILT"), (R, "COMPLETED")]
-    assert sorted(clean(deployment.db)) == sorted(
-        [("mixed-status", first), ("mixed-status", second)]
-    )
+    for session in (first, second):
+        assert [st for _e, st in deployment.statuses(session)] == ["TO_BE_BUILT"] * 3
+        assert events(deployment.db, session).count("reprocess") == 1
+    assert clean(deployment.db) == []
     deployment.build()
     for session in (first, second):
         assert [st for _e, st in deployment.statuses(session)] == ["COMPLETED"] * 4
     assert deployment.statuses(kept) == [(S, "COMPLETED"), (E, "COMPLETED"), (R, "COMPLETED")]
+    assert events(deployment.db, first) == ["start", "end", "complete", "reprocess", "complete"]
+    assert clean(deployment.db) == []
+
+
+def test_an_illegal_raw_update_is_refused_whole(deployment: Deployment) -> None:
+    """An operator's ERROR -> COMPLETED by hand fails; nothing of it is written."""
+    session = deployment.usage_event(1401, *ENDED, outcome="error")
+    deployment.build()
+    before = deployment.rows(session)
+    refused = deployment.run(
+        "sql",
+        "UPDATE session_log SET record_status = 'COMPLETED' "
+        f"WHERE session_identifier = '{session}'",
+        ok=False,
+    )
+    assert refused["returncode"] != 0
+    assert "ERROR -> COMPLETED is not a lifecycle move" in refused["stderr"]
+    assert "retry -> TO_BE_BUILT" in refused["stderr"]
+    assert deployment.rows(session) == before
+    assert events(deployment.db, session) == ["start", "end", "fail"]
     assert clean(deployment.db) == []
 
 
@@ -422,8 +450,7 @@ def test_our_reprocess_by_date_moves_whole_sessions_nexuslims_then_builds(
     deployment.build()
     for session in (first, second, kept):
         assert status_of(deployment.db, session) is RecordStatus.COMPLETED
-    # NexusLIMS's own moves bypass status_history until the database guard records them.
-    assert {code for code, _session in clean(deployment.db)} <= {"history-mismatch"}
+    assert clean(deployment.db) == []  # the guard recorded NexusLIMS's own moves too
 
 
 # ------------------------------------------------------------- the store beside NexusLIMS
@@ -448,7 +475,13 @@ def test_a_session_the_store_requeued_is_built_by_nexuslims(deployment: Deployme
     ]
     with SessionLogStore(deployment.db) as store:
         assert store.status(session) is RecordStatus.COMPLETED
-        assert [entry.event for entry in store.history(session)] == ["retry"]
+        assert [entry.event for entry in store.history(session)] == [
+            "start",
+            "end",
+            "fail",
+            "retry",
+            "complete",
+        ]
     assert deployment.journal_mode() == "delete"
 
 
@@ -472,8 +505,7 @@ def test_a_session_the_store_recorded_is_built_by_nexuslims(deployment: Deployme
         assert datetime.fromisoformat(at).utcoffset() is not None
     deployment.build()  # re-harvests the same usage event first: no duplicate rows
     assert deployment.statuses(session) == [(S, "COMPLETED"), (E, "COMPLETED"), (R, "COMPLETED")]
-    # NexusLIMS's own moves bypass status_history until the database guard records them.
-    assert {code for code, _session in clean(deployment.db)} <= {"history-mismatch"}
+    assert clean(deployment.db) == []  # the guard recorded NexusLIMS's own moves too
 
 
 def test_start_refuses_an_instrument_nexuslims_does_not_know(deployment: Deployment) -> None:
@@ -509,15 +541,22 @@ def test_nexuslims_upgrade_after_init_backs_up_our_tables(deployment: Deployment
     finally:
         conn.close()
     assert {"session_log", "status_history", "build_claim"} <= tables
-    assert moves == [("retry", "TO_BE_BUILT")]
+    assert moves == [
+        ("start", "WAITING_FOR_END"),
+        ("end", "TO_BE_BUILT"),
+        ("fail", "ERROR"),
+        ("retry", "TO_BE_BUILT"),
+    ]
     assert statuses == {"TO_BE_BUILT"}
     assert deployment.run("check")["returncode"] == 0
 
 
 def test_nexuslims_autogenerate_would_drop_our_tables_unless_filtered(
-    deployment: Deployment,
+    nexuslims_python: Path, tmp_path: Path
 ) -> None:
     """Alembic autogenerate proposes dropping our tables; an include_object filter stops it."""
+    deployment = Deployment(nexuslims_python, tmp_path / "pristine")
+    deployment.init()  # NexusLIMS's alone, before our init
     pristine = deployment.run("autogenerate")
     assert pristine["plain"] == pristine["filtered"]
     init_store(deployment.db)
@@ -526,5 +565,7 @@ def test_nexuslims_autogenerate_would_drop_our_tables_unless_filtered(
     assert {p for p in extra if p.startswith("remove_table")} == {
         "remove_table status_history",
         "remove_table build_claim",
+        "remove_table lifecycle_guard",
+        "remove_table lifecycle_guard_context",
     }
     assert proposed["filtered"] == pristine["plain"]

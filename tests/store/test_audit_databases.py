@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from _snapshot import dump
 
 from nexuslims_lifecycle import audit as audit_module
 from nexuslims_lifecycle.audit import audit
@@ -49,9 +50,28 @@ def test_whatever_the_store_writes_audits_clean(db_url: str) -> None:
     assert report.history_entries == len(PLANS) + sum(map(len, PLANS))
 
 
-def test_a_bypassing_writer_is_caught(db_url: str) -> None:
-    """An unconditional UPDATE, as NexusLIMS does it, shows as a history mismatch."""
+def test_a_bypassing_writer_is_refused_by_the_guard(db_url: str) -> None:
+    """An illegal UPDATE by hand (COMPLETED -> ERROR) fails whole: the audit stays clean."""
     sids = fill(db_url)
+    url = SessionLogStore(db_url).url
+    before = dump(db_url)
+    engine = sa.create_engine(url)
+    refused = pytest.raises(sa.exc.IntegrityError, match=r"COMPLETED -> ERROR is not a lifecycle")
+    with refused, engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE session_log SET record_status = 'ERROR' WHERE session_identifier = :s"),
+            {"s": sids[2]},
+        )
+    engine.dispose()
+    assert dump(db_url) == before
+    report = audit(url.render_as_string(hide_password=False), now=NOW)
+    assert not {"history-mismatch", "mixed-status"} & set(report.counts)
+
+
+def test_a_bypassing_writer_without_the_guard_is_caught(db_url: str) -> None:
+    """Without the guard, an unconditional UPDATE shows as a history mismatch."""
+    sids = fill(db_url)
+    SessionLogStore(db_url).remove_guard()
     url = SessionLogStore(db_url).url
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -61,9 +81,10 @@ def test_a_bypassing_writer_is_caught(db_url: str) -> None:
         )
     engine.dispose()
     report = audit(url.render_as_string(hide_password=False), now=NOW)
-    assert report.counts == {"history-mismatch": 1}
-    assert report.findings[0].session_identifier == sids[2]
-    assert report.findings[0].message == "history ends in COMPLETED, rows say ERROR"
+    mismatch = [f for f in report.findings if f.code == "history-mismatch"]
+    assert report.counts["history-mismatch"] == 1
+    assert mismatch[0].session_identifier == sids[2]
+    assert mismatch[0].message == "history ends in COMPLETED, rows say ERROR"
 
 
 def test_the_audit_connection_refuses_writes(db_url: str) -> None:

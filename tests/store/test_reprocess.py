@@ -209,7 +209,7 @@ RECIPE = (
 )
 
 
-def late_builds(tmp_path: Path, name: str) -> str:
+def late_builds(tmp_path: Path, name: str, *, init: bool = True) -> str:
     """x was built days after it ran (its build row lies in February); y ran on the 31st."""
     x = datetime(2024, 1, 30, 10, 0, tzinfo=MDT)
     y = datetime(2024, 1, 31, 9, 0, tzinfo=MDT)
@@ -220,12 +220,13 @@ def late_builds(tmp_path: Path, name: str) -> str:
             ("x", "2024-02-03T08:00:00-07:00", "RECORD_GENERATION", "COMPLETED", "nexuslims"),
         ],
         built("y", y, "ERROR"),
+        init=init,
     )
 
 
 def test_the_documented_recipe_splits_a_session_and_drops_the_last_day(tmp_path):
     """The facts reprocess is built against: text comparison on ISO timestamps."""
-    path = late_builds(tmp_path, "recipe.db")
+    path = late_builds(tmp_path, "recipe.db", init=False)  # NexusLIMS's file, unguarded
     with sqlite3.connect(path) as conn:
         conn.execute(RECIPE)
     conn.close()
@@ -235,6 +236,18 @@ def test_the_documented_recipe_splits_a_session_and_drops_the_last_day(tmp_path)
         ("RECORD_GENERATION", "COMPLETED"),
     ]
     assert {status for _, status in rows(path, "y")} == {"ERROR"}
+
+
+def test_under_the_guard_the_recipe_moves_whole_sessions_but_still_drops_the_last_day(tmp_path):
+    """The guard applies a row's move to its session; the text comparison stays the recipe's."""
+    path = late_builds(tmp_path, "guarded.db")
+    with sqlite3.connect(path) as conn:
+        conn.execute(RECIPE)
+    conn.close()
+    assert {status for _, status in rows(path, "x")} == {"TO_BE_BUILT"}
+    assert {status for _, status in rows(path, "y")} == {"ERROR"}
+    with SessionLogStore(path) as store:
+        assert [(e.event, e.actor) for e in store.history("x")] == [("reprocess", None)]
 
 
 def test_reprocess_moves_whole_sessions_over_the_same_range(tmp_path):
@@ -361,8 +374,8 @@ def test_a_session_another_writer_moved_first_is_a_conflict_skip(january):
     ]
     assert (sid, status, reason) == ("c", S.TO_BE_BUILT, "conflict")
     assert "expected COMPLETED, but another writer moved it to TO_BE_BUILT" in message
-    with SessionLogStore(january) as store:
-        assert store.history("c") == []
+    with SessionLogStore(january) as store:  # the guard recorded the raw write, once
+        assert [(e.event, e.actor) for e in store.history("c")] == [("reprocess", None)]
 
 
 # -- dry runs and bad input write nothing ---------------------------------------------

@@ -160,3 +160,58 @@ def test_the_in_memory_demo_is_still_available(runner):
     done = runner.invoke(main, ["demo", "--in-memory"])
     assert done.exit_code == 0
     assert "Sessions driven through the lifecycle" in done.output
+
+
+# --------------------------------------------------------------------- the guard
+
+
+def test_guard_status_install_and_remove(runner, sqlite_url):
+    assert runner.invoke(main, ["init", "--no-guard", sqlite_url]).output == (
+        f"initialised {sqlite_url} (no guard)\n"
+    )
+    absent = runner.invoke(main, ["guard", "status", sqlite_url])
+    assert (absent.exit_code, absent.output) == (
+        1,
+        f"{sqlite_url}: lifecycle guard not installed: run `guard install` to install it\n",
+    )
+    installed = runner.invoke(main, ["guard", "install", sqlite_url])
+    assert installed.exit_code == 0
+    assert installed.output.startswith(f"installed the lifecycle guard on {sqlite_url}")
+    again = runner.invoke(main, ["guard", "install", sqlite_url])
+    assert "already installed" in again.output
+    status = runner.invoke(main, ["guard", "status", "--json", sqlite_url])
+    found = json.loads(status.output)
+    assert (status.exit_code, found["state"], found["version"]) == (
+        0,
+        "installed",
+        found["expected"],
+    )
+    removed = runner.invoke(main, ["guard", "remove", sqlite_url])
+    assert removed.output == f"removed the lifecycle guard from {sqlite_url}\n"
+    assert runner.invoke(main, ["guard", "remove", sqlite_url]).output == (
+        f"{sqlite_url} had no lifecycle guard\n"
+    )
+
+
+def test_guard_install_on_a_database_without_session_log_exits_2(runner, tmp_path):
+    path = tmp_path / "other.db"
+    path.touch()
+    before = path.read_bytes()
+    done = runner.invoke(main, ["guard", "install", str(path)])
+    assert done.exit_code == 2
+    assert "has no session_log table" in done.output
+    assert path.read_bytes() == before
+
+
+def test_guard_install_on_a_missing_file_exits_2_and_creates_nothing(runner, tmp_path):
+    path = tmp_path / "missing.db"
+    done = runner.invoke(main, ["guard", "install", str(path)])
+    assert (done.exit_code, path.exists()) == (2, False)
+    assert "does not exist" in done.output
+
+
+def test_store_moves_without_the_guard_say_how_to_install_it(runner, sqlite_url):
+    runner.invoke(main, ["init", "--no-guard", sqlite_url])
+    done = runner.invoke(main, ["start", sqlite_url, SID, "--instrument", "TEM"])
+    assert done.exit_code == 1
+    assert "guard install" in done.output

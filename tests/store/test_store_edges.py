@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from _snapshot import dump
 
-from nexuslims_lifecycle.errors import SessionExists, StoreError, TransitionConflict
+from nexuslims_lifecycle.errors import StoreError, TransitionConflict
 from nexuslims_lifecycle.store import SessionLogStore, _moves
 from nexuslims_lifecycle.store._workers import build, run_processes
 
@@ -24,41 +24,6 @@ def store(sqlite_url):
         yield opened
 
 
-def test_a_row_written_during_the_move_makes_it_a_conflict_that_writes_nothing(store, sqlite_url):
-    """Another writer's row landing between the read and the history entry: all rolled back."""
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TRIGGER sneaky AFTER UPDATE OF record_status ON session_log "
-            "WHEN NEW.event_type = 'START' BEGIN "
-            "INSERT INTO session_log (session_identifier, instrument, timestamp, event_type, "
-            "record_status) VALUES (NEW.session_identifier, 'I', 't', 'RECORD_GENERATION', "
-            "'WAITING_FOR_END'); END"
-        )
-    before = dump(sqlite_url)
-    with pytest.raises(TransitionConflict, match="another writer changed it first") as info:
-        store.advance("s", "end")
-    assert info.value.current is None
-    assert dump(sqlite_url) == before
-
-
-def test_a_row_that_did_not_move_makes_the_compare_and_set_fail_and_write_nothing(
-    store, sqlite_url
-):
-    """Fewer rows moved than were read (another writer changed one): a conflict, rolled back."""
-    store.advance("s", "end", at=T0)
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TRIGGER stuck BEFORE UPDATE OF record_status ON session_log "
-            "WHEN OLD.event_type = 'END' BEGIN SELECT RAISE(IGNORE); END"
-        )
-    before = dump(sqlite_url)
-    with pytest.raises(
-        TransitionConflict, match="another writer changed it first; nothing was written"
-    ):
-        store.advance("s", "fail")
-    assert dump(sqlite_url) == before
-
-
 def test_a_taken_history_sequence_number_is_a_conflict_that_writes_nothing(store, sqlite_url):
     """Another writer's entry took the next number first: a conflict, rolled back."""
     with store.engine.begin() as conn:
@@ -70,19 +35,6 @@ def test_a_taken_history_sequence_number_is_a_conflict_that_writes_nothing(store
     before = dump(sqlite_url)
     with pytest.raises(TransitionConflict, match="conflict on session 's' for 'end'"):
         store.advance("s", "end")
-    assert dump(sqlite_url) == before
-
-
-def test_a_history_entry_left_by_a_concurrent_start_makes_start_refuse(store, sqlite_url):
-    """A session whose history already began (a concurrent start won) cannot start again."""
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO status_history (session_identifier, seq, to_status, event, at) "
-            "VALUES ('racer', 1, 'WAITING_FOR_END', 'start', 't')"
-        )
-    before = dump(sqlite_url)
-    with pytest.raises(SessionExists, match="session 'racer' already exists: a session starts"):
-        store.start("racer", instrument="I")
     assert dump(sqlite_url) == before
 
 

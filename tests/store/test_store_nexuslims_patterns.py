@@ -144,6 +144,7 @@ def test_a_revised_usage_event_changes_nothing_the_store_reads(store):
 
 def test_a_build_row_beside_rows_in_another_status_is_still_a_disagreement(store):
     harvested(store)
+    store.remove_guard()  # (the guard refuses such a row: a database written without it)
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE session_log SET record_status = 'ERROR'"))
     insert(store, "RECORD_GENERATION", "WAITING_FOR_END", LONG_AFTER, "nexuslims")

@@ -26,6 +26,7 @@ from nexuslims_lifecycle.errors import (
     UnknownInstrument,
     UnknownSession,
 )
+from nexuslims_lifecycle.store._guard import GuardStatus
 from nexuslims_lifecycle.store._reprocess import (
     REPROCESS_SKIP_REASONS,
     ReprocessMove,
@@ -42,6 +43,7 @@ __all__ = [
     "Claim",
     "EmptySelection",
     "FileDelayNotElapsed",
+    "GuardStatus",
     "HistoryEntry",
     "ReprocessMove",
     "ReprocessReport",

@@ -23,10 +23,31 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from nexuslims_lifecycle.errors import StoreError
 
-__all__ = ["BUSY_TIMEOUT", "WRITE", "create_engine", "journal_mode", "to_url", "use_wal"]
+__all__ = [
+    "BUSY_TIMEOUT",
+    "IDLE_TIMEOUT",
+    "LOCK_TIMEOUT",
+    "STATEMENT_TIMEOUT",
+    "WRITE",
+    "create_engine",
+    "journal_mode",
+    "to_url",
+    "use_wal",
+]
 
 BUSY_TIMEOUT: Final = 60.0
 """Seconds a SQLite writer waits for the write lock before giving up."""
+
+LOCK_TIMEOUT: Final = 10.0
+"""Seconds a PostgreSQL statement of the store waits for a lock (``lock_timeout``):
+a stalled writer holding a session's rows cannot block the store's moves for longer."""
+
+STATEMENT_TIMEOUT: Final = 60.0
+"""Seconds a PostgreSQL statement of the store may run (``statement_timeout``)."""
+
+IDLE_TIMEOUT: Final = 60.0
+"""Seconds a PostgreSQL transaction of the store may sit idle holding its locks
+(``idle_in_transaction_session_timeout``): the server ends it after that."""
 
 WRITE: Final = "nexuslims_lifecycle_write"
 """Execution option that marks a connection's transactions as writes."""
@@ -90,7 +111,15 @@ def create_engine(url: URL) -> Engine:
     """
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return sa.create_engine(url)
+    options = " ".join(
+        f"-c {name}={int(seconds * 1000)}"
+        for name, seconds in (
+            ("lock_timeout", LOCK_TIMEOUT),
+            ("statement_timeout", STATEMENT_TIMEOUT),
+            ("idle_in_transaction_session_timeout", IDLE_TIMEOUT),
+        )
+    )
+    return sa.create_engine(url, connect_args={"options": options})
 
 
 def _sqlite_engine(url: URL) -> Engine:

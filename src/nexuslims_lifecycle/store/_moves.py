@@ -1,16 +1,16 @@
-"""The write transactions of ``start`` and ``advance``, on an open connection.
+"""What a move is and how it is written, on an open connection.
 
-Each function runs inside one transaction that the caller opened (``BEGIN
-IMMEDIATE`` on SQLite, which serializes writers; the build queue's claim on
-PostgreSQL, READ COMMITTED, first locks the session's rows in id order, the order
-every writer uses). A move is a compare-and-set: every row goes from the status read
-to the new one only if it still holds the status read, and the history entry is
-written only if every row of the session now holds the new status and its sequence
-number is free; a row, a claim or an entry another writer committed in between
-turns into a conflict, not a half-done move. Any error raised here rolls the whole
-transaction back. What a move is checked against and what it writes (:func:`rows_of`,
-:func:`decide`, :func:`event_row`, :func:`releases_claim`) is shared with the
-PostgreSQL path of ``advance``, :mod:`._postgres`.
+A move is read, decided in Python (:func:`decide`: the lifecycle, ``expected``, the
+build claim, the file delay) and written as one compare-and-set checked by the
+database's lifecycle guard (:mod:`._guard`), which records the history entry and
+moves the session's other rows: the store writes no history itself.
+
+On SQLite the read and the write share one ``BEGIN IMMEDIATE`` transaction, which
+serializes writers (:func:`advance`). On PostgreSQL the read is one statement and the
+write another, in autocommit (:func:`advance_autocommit`), so no lock is held while
+Python decides: the compare-and-set finds the session's status changed (no row
+moved), or the guard finds its row count changed (SQLSTATE 40001), and either is a
+:class:`~nexuslims_lifecycle.errors.TransitionConflict`, not a half-done move.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = [
     "Move",
     "SessionRows",
     "advance",
+    "advance_autocommit",
     "agreed_status",
     "claim_holder",
     "conflict",
@@ -51,7 +52,6 @@ __all__ = [
     "releases_claim",
     "rows_of",
     "start",
-    "write",
 ]
 
 _END = EventType.END.value
@@ -157,9 +157,7 @@ def read_session(
     order every writer uses, so two writers of one session queue instead of deadlocking.
     """
     query = _sql.SELECT_ROWS_LOCKED if lock and _locks(conn) else _sql.SELECT_ROWS
-    return rows_of(
-        session_identifier, _sql.run(conn, query, {"sid": session_identifier}).fetchall()
-    )
+    return rows_of(session_identifier, list(conn.execute(query, {"sid": session_identifier})))
 
 
 def rows_of(session_identifier: str, rows: list[Any]) -> SessionRows:
@@ -186,35 +184,30 @@ def _locks(conn: sa.Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _append_history(
-    conn: sa.Connection,
-    move: Move,
-    source: RecordStatus | None,
-    dest: RecordStatus,
-) -> Any:
-    """Append the next history entry; return the cursor, whose one row is its number.
+def set_context(conn: sa.Connection, actor: str | None, at: datetime) -> None:
+    """Tell the guard who makes the next moves of this transaction, and when.
 
-    No row means the session's rows disagree with ``dest`` (nothing was appended); a
-    taken sequence number raises an IntegrityError: either way, another writer won.
+    Raises
+    ------
+    sqlalchemy.exc.DBAPIError
+        When the guard is not installed (its context table is missing).
     """
-    return _sql.run(
-        conn,
-        _sql.INSERT_HISTORY,
-        {
-            "sid": move.session_identifier,
-            "from_status": None if source is None else source.value,
-            "to_status": dest.value,
-            "event": move.event,
-            "actor": move.actor,
-            "at": move.at.isoformat(),
-        },
-    )
+    values = {"actor": actor, "at": at.isoformat()}
+    if _locks(conn):
+        conn.execute(_sql.PG_SET_CONTEXT, values)
+    else:
+        conn.execute(_sql.SET_CONTEXT, values)
+
+
+def clear_context(conn: sa.Connection) -> None:
+    """Forget the context, so later writes of the transaction are not attributed to it."""
+    if not _locks(conn):
+        conn.execute(_sql.CLEAR_CONTEXT)
 
 
 def insert_row(conn: sa.Connection, sid: str, info: dict[str, Any]) -> int:
     """Insert one session_log row and return its id."""
-    (key,) = _sql.run(conn, _sql.INSERT_ROW, {"session_identifier": sid, **info}).fetchone()
-    return int(key)
+    return int(conn.execute(_sql.INSERT_ROW, {"session_identifier": sid, **info}).scalar_one())
 
 
 def check_instrument(conn: sa.Connection, instrument: str) -> None:
@@ -235,30 +228,29 @@ def check_instrument(conn: sa.Connection, instrument: str) -> None:
 
 
 def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) -> RecordStatus:
-    """Write a new session's START row and first history entry."""
+    """Write a new session's START row; the guard records its first history entry."""
     sid = move.session_identifier
     check_instrument(conn, instrument)
-    existing = _sql.run(conn, _sql.SELECT_ROWS, {"sid": sid}).fetchone()
+    existing = conn.execute(_sql.SELECT_ROWS, {"sid": sid}).first()
     if existing is not None:
         raise SessionExists(sid, existing[0])
     initial = LIFECYCLE.initial
-    insert_row(
-        conn,
-        sid,
-        {
-            "instrument": instrument,
-            "timestamp": move.at.isoformat(),
-            "event_type": EventType.START.value,
-            "record_status": initial.value,
-            "user": user,
-        },
-    )
+    set_context(conn, move.actor, move.at)
     try:
-        entry = _append_history(conn, move, None, initial).fetchone()
+        insert_row(
+            conn,
+            sid,
+            {
+                "instrument": instrument,
+                "timestamp": move.at.isoformat(),
+                "event_type": EventType.START.value,
+                "record_status": initial.value,
+                "user": user,
+            },
+        )
     except sa.exc.IntegrityError:  # a concurrent start of the same session won
-        entry = None
-    if entry is None or entry[0] != 1:  # the session's history already began elsewhere
-        raise SessionExists(sid)
+        raise SessionExists(sid) from None
+    clear_context(conn)
     return initial
 
 
@@ -348,56 +340,81 @@ def releases_claim(rows: SessionRows, dest: RecordStatus) -> bool:
     return rows.status is RecordStatus.TO_BE_BUILT and dest is not RecordStatus.TO_BE_BUILT
 
 
-def write(
-    conn: sa.Connection, move: Move, rows: SessionRows, dest: RecordStatus, *, holder: str | None
-) -> tuple[Any, Any]:
-    """Send the writes of a decided move; return the cursors of its update and history entry.
-
-    ``holder`` is the claim holder :func:`decide` returned.
-    """
-    sid = move.session_identifier
-    moved = _sql.run(
-        conn,
-        _sql.UPDATE_STATUS,
-        {"sid": sid, "old": rows.status.value, "building": rows.being_built, "new": dest.value},
-    )
-    kind = event_row(move, rows, claimed=holder is not None)
-    if kind is not None:
-        info = {
-            "session_identifier": sid,
-            "instrument": rows.instrument,
-            "timestamp": move.at.isoformat(),
-            "event_type": kind.value,
-            "record_status": dest.value,
-            "user": rows.user,
-        }
-        _sql.run(conn, _sql.INSERT_ROW, info)  # its id is not needed
-    entry = _append_history(conn, move, rows.status, dest)
-    if releases_claim(rows, dest):
-        _sql.run(conn, _sql.DELETE_CLAIM, {"sid": sid})
-    return moved, entry
+def _added_row(
+    move: Move, rows: SessionRows, dest: RecordStatus, kind: EventType
+) -> dict[str, Any]:
+    """Return the columns of the row a move adds (END, or RECORD_GENERATION)."""
+    return {
+        "session_identifier": move.session_identifier,
+        "instrument": rows.instrument,
+        "timestamp": move.at.isoformat(),
+        "event_type": kind.value,
+        "record_status": dest.value,
+        "user": rows.user,
+    }
 
 
 def advance(conn: sa.Connection, move: Move) -> RecordStatus:
-    """Make one checked, compare-and-set move; return the new status (the SQLite path).
+    """Make one checked, compare-and-set move inside the caller's transaction.
 
-    The caller's transaction (``BEGIN IMMEDIATE``) holds the write lock throughout;
-    the results of the writes are checked afterwards, and anything amiss raises, which
-    rolls everything back. PostgreSQL uses :func:`._postgres.advance` instead.
+    On SQLite the transaction (``BEGIN IMMEDIATE``) holds the write lock throughout;
+    on PostgreSQL (``record_usage``'s transaction) the session's rows are locked
+    first. Anything amiss raises, which rolls everything back.
     """
     sid = move.session_identifier
+    rows = read_session(conn, sid, lock=True)
+    building = rows.status is RecordStatus.TO_BE_BUILT
+    claim = conn.execute(_sql.SELECT_CLAIM, {"sid": sid}).first() if building else None
+    dest, holder = decide(move, rows, claim)
+    set_context(conn, move.actor, move.at)
+    values = {"sid": sid, "old": rows.status.value, "new": dest.value}
     try:
-        rows = read_session(conn, sid, lock=True)
-        building = rows.status is RecordStatus.TO_BE_BUILT
-        claim = _sql.run(conn, _sql.SELECT_CLAIM, {"sid": sid}).fetchone() if building else None
-        dest, holder = decide(move, rows, claim)
-        moved, entry = write(conn, move, rows, dest, holder=holder)
+        moved = conn.execute(_sql.MOVE, values).rowcount
     except sa.exc.IntegrityError:  # the entry's sequence number was taken: another writer won
         raise conflict(move, None) from None
-    if moved.rowcount != rows.count:
+    if moved != 1:
         raise conflict(move, current(conn, sid))
-    if entry.fetchone() is None:  # a row another writer committed since our read
-        raise conflict(move, None)
+    kind = event_row(move, rows, claimed=holder is not None)
+    if kind is not None:
+        insert_row(conn, sid, _added_row(move, rows, dest, kind))
+    if releases_claim(rows, dest):
+        conn.execute(_sql.DELETE_CLAIM, {"sid": sid})
+    clear_context(conn)
+    return dest
+
+
+def advance_autocommit(conn: sa.Connection, move: Move) -> RecordStatus:
+    """Make one checked move on PostgreSQL in autocommit: one read, then one statement.
+
+    No lock is held between them: :data:`._sql.PG_MOVE` is a compare-and-set, and the
+    guard refuses it (SQLSTATE 40001, which the store reports as a conflict) when the
+    session gained or lost a row since the read.
+    """
+    sid = move.session_identifier
+    read = list(conn.execute(_sql.SELECT_ROWS_CLAIM, {"sid": sid}))
+    rows = rows_of(sid, [row[:5] for row in read])
+    worker, expires_at = read[0][5:] if read else (None, None)
+    claim = None if worker is None else (worker, expires_at)
+    dest, holder = decide(move, rows, claim)
+    kind = event_row(move, rows, claimed=holder is not None)
+    values = {
+        "sid": sid,
+        "old": rows.status.value,
+        "new": dest.value,
+        "actor": move.actor,
+        "at": move.at.isoformat(),
+        "rows": str(rows.count + (kind is not None)),
+        "instrument": rows.instrument,
+        "user": rows.user,
+        "kind": None if kind is None else kind.value,
+        "release": releases_claim(rows, dest),
+    }
+    try:
+        moved = conn.execute(_sql.PG_MOVE, values).scalar_one()
+    except sa.exc.IntegrityError:  # the entry's sequence number was taken: another writer won
+        raise conflict(move, None) from None
+    if moved != 1:
+        raise conflict(move, current(conn, sid))
     return dest
 
 

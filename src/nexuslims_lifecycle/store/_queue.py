@@ -118,7 +118,7 @@ def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
     """
     rows = read_session(conn, sid, lock=True)
     params = {"sid": sid, "old": _TBB, "building": rows.being_built}
-    touched = _sql.run(conn, _sql.TOUCH_STATUS, params).rowcount
+    touched = conn.execute(_sql.TOUCH_STATUS, params).rowcount
     if rows.status is not RecordStatus.TO_BE_BUILT or touched != rows.count:
         raise _Lost
     marker = insert_row(
@@ -134,7 +134,7 @@ def _mark_attempt(conn: sa.Connection, sid: str, at_text: str) -> None:
     )
     if read_session(conn, sid).count != rows.count + 1:
         raise _Lost
-    _sql.run(conn, _sql.SET_MARKER, {"sid": sid, "marker": marker})
+    conn.execute(_sql.SET_MARKER, {"sid": sid, "marker": marker})
 
 
 def abandon(conn: sa.Connection, sid: str, worker: str) -> bool:

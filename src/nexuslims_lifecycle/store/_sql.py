@@ -1,39 +1,41 @@
-"""Every statement the store runs through SQLAlchemy, built once at import.
+"""Every statement the store runs, built once at import and run with SQLAlchemy Core.
 
-(PostgreSQL's moves and status reads run :mod:`._postgres`'s own prepared statements.)
-
-Each statement is compiled once per dialect by SQLAlchemy and then run by
-:func:`run` straight on the driver's cursor, inside the transaction SQLAlchemy
-opened: a move then costs the database's time plus tens of microseconds of Python,
-not SQLAlchemy's per-execution overhead (about 5x more). Values are always bound
-parameters; driver errors are re-raised as SQLAlchemy's exceptions.
+History is not among them: the lifecycle guard (:mod:`._guard`) writes it, for every
+writer. The store tells the guard who moves and when (:data:`SET_CONTEXT`), then
+makes the move with one compare-and-set (:data:`MOVE`): one row leaves the status
+read, and the guard's trigger checks the move, records it and moves the session's
+other rows. On PostgreSQL the context, the move, the row it adds and the end of the
+build claim are one statement (:data:`PG_MOVE`), run in autocommit: one round trip,
+no lock held while the client decides. Values are always bound parameters.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import sqlalchemy as sa
-from sqlalchemy.sql.expression import ClauseElement
 
 from nexuslims_lifecycle.enums import EventType, RecordStatus
-from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG, STATUS_HISTORY
+from nexuslims_lifecycle.store._guard import CONTEXT, GUARD_TABLE
+from nexuslims_lifecycle.store._schema import BUILD_CLAIM, SESSION_LOG
 
 __all__ = [
+    "CLEAR_CONTEXT",
     "DELETE_CLAIM",
-    "INSERT_HISTORY",
     "INSERT_ROW",
+    "MOVE",
+    "PG_MOVE",
+    "PG_SET_CONTEXT",
     "SELECT_CLAIM",
     "SELECT_ROWS",
+    "SELECT_ROWS_CLAIM",
     "SELECT_ROWS_LOCKED",
+    "SET_CONTEXT",
     "SET_MARKER",
     "TOUCH_STATUS",
-    "UPDATE_STATUS",
-    "run",
 ]
 
 _LOG = SESSION_LOG.c
-_HIST = STATUS_HISTORY.c
 _CLAIM = BUILD_CLAIM.c
 _SID = sa.bindparam("sid", type_=sa.String)
 
@@ -57,14 +59,6 @@ _HELD: Final = sa.or_(
 )
 # A row holds the status read: ``old``, or, for a session being built, its build row
 # in progress (RECORD_GENERATION still WAITING_FOR_END), which moves with the rest.
-
-UPDATE_STATUS: Final = (
-    SESSION_LOG.update()
-    .where(_LOG.session_identifier == _SID, _HELD)
-    .values(record_status=sa.bindparam("new"))
-)
-"""Compare-and-set of every row of a session, build rows in progress included when
-``building``. Parameters: ``sid``, ``old``, ``building``, ``new``."""
 
 TOUCH_STATUS: Final = (
     SESSION_LOG.update()
@@ -93,38 +87,6 @@ INSERT_ROW: Final = (
 )
 """One session_log row, returning its id; parameters are its columns."""
 
-_NEXT_SEQ = (
-    sa.select(
-        sa.func.coalesce(sa.func.max(_HIST.seq), sa.literal_column("0")) + sa.literal_column("1")
-    )
-    .where(_HIST.session_identifier == _SID)
-    .scalar_subquery()
-)
-
-_ALL_AGREE = ~sa.exists().where(
-    _LOG.session_identifier == _SID, _LOG.record_status != sa.bindparam("to_status")
-)
-
-INSERT_HISTORY: Final = (
-    STATUS_HISTORY.insert()
-    .from_select(
-        ["session_identifier", "seq", "from_status", "to_status", "event", "actor", "at"],
-        sa.select(
-            _SID,
-            _NEXT_SEQ,
-            sa.bindparam("from_status", type_=sa.String),
-            sa.bindparam("to_status", type_=sa.String),
-            sa.bindparam("event", type_=sa.String),
-            sa.bindparam("actor", type_=sa.String),
-            sa.bindparam("at", type_=sa.String),
-        ).where(_ALL_AGREE),
-    )
-    .returning(STATUS_HISTORY.c.seq)
-)
-"""The session's next history entry, numbered in the same statement, written only if
-every row of the session holds ``to_status`` (else nothing: another writer's row
-arrived since the move was read). Parameters: ``sid``, the entry's columns."""
-
 SELECT_CLAIM: Final = sa.select(_CLAIM.worker, _CLAIM.expires_at).where(
     _CLAIM.session_identifier == _SID
 )
@@ -141,45 +103,64 @@ SET_MARKER: Final = (
 """Record the claim's RECORD_GENERATION row. Parameters: ``sid``, ``marker``."""
 
 
-_COMPILED: dict[tuple[int, str], tuple[str, tuple[str, ...] | None]] = {}
+MOVE: Final = (
+    SESSION_LOG.update()
+    .where(
+        _LOG.id_session_log
+        == sa.select(sa.func.min(_LOG.id_session_log))
+        .where(_LOG.session_identifier == _SID, _LOG.record_status == sa.bindparam("old"))
+        .scalar_subquery()
+    )
+    .values(record_status=sa.bindparam("new"))
+)
+"""The compare-and-set of a move: the session's first row still in ``old`` goes to
+``new`` (none: another writer moved it first); the guard moves the others. Parameters:
+``sid``, ``old``, ``new``."""
 
+SET_CONTEXT: Final = sa.text(
+    f"INSERT OR REPLACE INTO {CONTEXT} (id, actor, at) VALUES (1, :actor, :at)"
+)
+"""SQLite: tell the guard who moves and when, for the rest of this transaction."""
 
-def _compiled(statement: ClauseElement, dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """Return the SQL of ``statement`` for ``dialect`` and its positional parameter order."""
-    key = (id(statement), dialect.name)
-    found = _COMPILED.get(key)
-    if found is None:
-        compiled = statement.compile(dialect=dialect)
-        positional = dialect.paramstyle in ("qmark", "numeric", "format")
-        order = tuple(getattr(compiled, "positiontup", None) or ()) if positional else None
-        found = _COMPILED[key] = (compiled.string, order)
-    return found
+CLEAR_CONTEXT: Final = sa.text(f"DELETE FROM {CONTEXT}")
+"""SQLite: forget the context before the transaction commits."""
 
+PG_SET_CONTEXT: Final = sa.text(
+    "SELECT set_config('nexuslims_lifecycle.actor', coalesce(:actor, ''), true), "
+    "set_config('nexuslims_lifecycle.at', :at, true), "
+    f"set_config('nexuslims_lifecycle.rows', '', true) FROM {GUARD_TABLE}"
+)
+"""PostgreSQL: tell the guard who moves and when, for the rest of this transaction
+(fails where the guard is not installed)."""
 
-def run(conn: sa.Connection, statement: ClauseElement, params: dict[str, Any]) -> Any:
-    """Execute one of this module's statements on the driver cursor; return the cursor.
+PG_MOVE: Final = sa.text(
+    "WITH ctx AS (SELECT "
+    "set_config('nexuslims_lifecycle.actor', coalesce(CAST(:actor AS text), ''), true), "
+    "set_config('nexuslims_lifecycle.at', CAST(:at AS text), true), "
+    f"set_config('nexuslims_lifecycle.rows', CAST(:rows AS text), true) FROM {GUARD_TABLE}), "
+    "moved AS (UPDATE session_log SET record_status = CAST(:new AS text) FROM ctx "
+    "WHERE id_session_log = (SELECT min(id_session_log) FROM session_log "
+    "WHERE session_identifier = CAST(:sid AS text) AND record_status = CAST(:old AS text)) "
+    "AND record_status = CAST(:old AS text) RETURNING 1), "
+    "added AS (INSERT INTO session_log (session_identifier, instrument, timestamp, "
+    'event_type, record_status, "user") SELECT CAST(:sid AS text), '
+    "CAST(:instrument AS text), CAST(:at AS text), CAST(:kind AS text), CAST(:new AS text), "
+    "CAST(:user AS text) FROM moved WHERE CAST(:kind AS text) IS NOT NULL RETURNING 1), "
+    "released AS (DELETE FROM build_claim WHERE session_identifier = CAST(:sid AS text) "
+    "AND CAST(:release AS boolean) AND EXISTS (SELECT FROM moved) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM moved) AS moved"
+)
+"""PostgreSQL: a whole move in one statement. The context (who, when, and how many
+rows the session will have, so the guard refuses a move of a session that changed
+since it was read: SQLSTATE 40001), the compare-and-set, the row it adds (``kind``:
+END, RECORD_GENERATION or NULL) and the end of the build claim. Returns how many rows
+the compare-and-set moved (0: another writer moved the session first)."""
 
-    Parameters
-    ----------
-    conn
-        A connection inside a transaction opened by SQLAlchemy.
-    statement
-        One of the statements above.
-    params
-        Its parameters by name.
-
-    Returns
-    -------
-    DBAPI cursor
-        For ``fetchall()``, ``fetchone()`` and ``rowcount``.
-    """
-    sql, order = _compiled(statement, conn.dialect)
-    values: Any = params if order is None else tuple(params[name] for name in order)
-    raw: Any = conn.connection.dbapi_connection
-    cursor = raw.cursor()
-    dbapi: Any = conn.dialect.loaded_dbapi
-    try:
-        cursor.execute(sql, values)
-    except dbapi.Error as error:
-        raise sa.exc.DBAPIError.instance(sql, values, error, dbapi.Error) from error
-    return cursor
+SELECT_ROWS_CLAIM: Final = sa.text(
+    'SELECT l.record_status, l.instrument, l."user", l.event_type, l.timestamp, '
+    "c.worker, c.expires_at FROM session_log l LEFT JOIN build_claim c "
+    "ON c.session_identifier = l.session_identifier "
+    "WHERE l.session_identifier = :sid ORDER BY l.id_session_log"
+)
+"""PostgreSQL: a session's rows, oldest first, each with its build claim (if any), in
+one statement. Parameters: ``sid``."""

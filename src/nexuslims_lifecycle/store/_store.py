@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
-from sqlalchemy.pool import PoolProxiedConnection
 
 from nexuslims_lifecycle import config
 from nexuslims_lifecycle.enums import EventType, RecordStatus
@@ -23,8 +20,9 @@ from nexuslims_lifecycle.errors import (
     TransitionConflict,
 )
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
-from nexuslims_lifecycle.store import _moves, _postgres, _queue
+from nexuslims_lifecycle.store import _engine, _guard, _moves, _queue
 from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url, use_wal
+from nexuslims_lifecycle.store._guard import GuardStatus
 from nexuslims_lifecycle.store._reprocess import ReprocessReport, reprocess
 from nexuslims_lifecycle.store._schema import METADATA, SESSION_LOG, STATUS_HISTORY
 from nexuslims_lifecycle.store._types import (
@@ -40,8 +38,8 @@ __all__ = ["SessionLogStore"]
 
 _LOG = SESSION_LOG.c
 _HIST = STATUS_HISTORY.c
-_T = TypeVar("_T")
-_RETRYABLE = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_RETRYABLE = frozenset({"40001", "40P01"})  # serialization failure (the guard's), deadlock
+_GUARD_MISSING = (_guard.CONTEXT, _guard.GUARD_TABLE)
 
 
 class SessionLogStore:
@@ -92,9 +90,7 @@ class SessionLogStore:
             raise InvalidArgument("file_delay", file_delay, "a timedelta > 0, or None")
         self.url = to_url(url)
         self.engine = create_engine(self.url)
-        self._own: PoolProxiedConnection | None = None  # see _advance_postgres
-        self._own_pid = os.getpid()
-        self._own_lock = threading.Lock()
+        self._moves_engine: sa.Engine | None = None  # PostgreSQL's autocommit moves
 
     def __repr__(self) -> str:
         """Return the store's URL, password hidden."""
@@ -106,10 +102,6 @@ class SessionLogStore:
 
     def close(self) -> None:
         """Close every pooled connection."""
-        with self._own_lock:
-            if self._own is not None and self._own_pid == os.getpid():
-                self._own.close()
-            self._own = None
         self.engine.dispose()
 
     def __enter__(self) -> SessionLogStore:
@@ -133,10 +125,43 @@ class SessionLogStore:
                 ) from None
             raise StoreError(self._explain(error), url=self._where) from None
 
-    def _explain(self, error: sa.exc.DBAPIError) -> str:
+    def _explain(self, error: sa.exc.DBAPIError) -> str:  # noqa: PLR0911 - one per failure
         """Return a message for a database error that says what to do."""
         text = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         lowered = text.lower()
+        if any(name in lowered for name in _GUARD_MISSING):
+            return (
+                f"{self._where} has no lifecycle guard ({text}): the store's moves need it; "
+                "run `init` on it first (it adds our tables and the guard; "
+                "`guard install` adds the guard alone)"
+            )
+        state = getattr(error.orig, "sqlstate", None)
+        if state == "55P03":
+            return (
+                f"another writer held a lock of {self._where} for more than "
+                f"{_engine.LOCK_TIMEOUT:g} s ({text}): nothing was written; try again, and "
+                "look for a stalled writer"
+            )
+        if state == "57014":
+            return (
+                f"a statement on {self._where} ran for more than {_engine.STATEMENT_TIMEOUT:g} s "
+                f"({text}): nothing was written"
+            )
+        if state == "23514" and "lifecycle guard" in lowered:
+            return (
+                f"the lifecycle guard of {self._where} refused the write ({text}); "
+                "if the guard is outdated, run `nexuslims-lifecycle guard install` again"
+            )
+        if "readonly" in lowered or "read-only" in lowered:
+            return (
+                f"{self._where} cannot be written ({text}): give this user write access to "
+                "the file and its directory; nothing was written"
+            )
+        if state == "42501":
+            return (
+                f"the role connected to {self._where} lacks a privilege ({text}): run this "
+                "as the database's owner, or grant CREATE on the schema; nothing was written"
+            )
         if "no such table" in lowered or ("does not exist" in lowered and "relation" in lowered):
             return f"{self._where} is not initialised ({text}): run `init` on it first"
         if "locked" in lowered:
@@ -150,7 +175,12 @@ class SessionLogStore:
 
     def _require_file(self) -> None:
         """Refuse a SQLite file that does not exist (only ``init`` creates one)."""
-        if self.url.get_backend_name() != "sqlite" or Path(str(self.url.database)).exists():
+        if self.url.get_backend_name() != "sqlite":
+            return
+        path = str(self.url.database)
+        if self.url.query.get("uri") == "true":  # sqlite:///file:PATH?mode=ro&uri=true
+            path = path.removeprefix("file:")
+        if Path(path).exists():
             return
         msg = f"{self._where} does not exist: check the path, or run `init` to create it"
         raise StoreError(msg, url=self._where)
@@ -167,44 +197,13 @@ class SessionLogStore:
             with conn.begin():
                 yield conn
 
-    def _on_postgres(self, run: Callable[[PoolProxiedConnection], _T]) -> _T:
-        """Call ``run`` with the store's own PostgreSQL connection, else a pooled one.
-
-        The store keeps one connection checked out for :mod:`._postgres`, which saves
-        a pool checkout and checkin (and its reset) per call; a thread that finds it
-        in use takes one from the pool. A connection that ``run`` invalidated is
-        replaced next time, and one inherited across ``fork`` is left to the parent.
-        """
-        if not self._own_lock.acquire(blocking=False):
-            pooled = self._checkout()
-            try:
-                return run(pooled)
-            finally:
-                pooled.close()
-        try:
-            own = self._own
-            if own is None or not own.is_valid or self._own_pid != os.getpid():
-                if own is not None and self._own_pid == os.getpid():
-                    own.close()  # (invalidated: back to the pool, which reconnects it)
-                own = self._own = self._checkout()
-                self._own_pid = os.getpid()
-            return run(own)
-        finally:
-            self._own_lock.release()
-
-    def _checkout(self) -> PoolProxiedConnection:
-        """Return a driver connection from the pool (``close()`` returns it).
-
-        Raises
-        ------
-        sqlalchemy.exc.DBAPIError
-            When no connection can be made; :meth:`_translated` explains it.
-        """
-        dbapi: Any = self.engine.dialect.loaded_dbapi
-        try:
-            return self.engine.raw_connection()
-        except dbapi.Error as error:
-            raise sa.exc.DBAPIError.instance(None, None, error, dbapi.Error) from error
+    @contextmanager
+    def _autocommit(self, move: _moves.Move | None = None) -> Iterator[sa.Connection]:
+        """Open a PostgreSQL connection in autocommit: each statement commits on its own."""
+        if self._moves_engine is None:
+            self._moves_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with self._translated(move), self._moves_engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def _read(self, *, stream: bool = False) -> Iterator[sa.Connection]:
@@ -216,15 +215,20 @@ class SessionLogStore:
             with conn.begin():
                 yield conn
 
-    def init(self, *, wal: bool = False) -> None:
-        """Create the tables that are missing; never alter or delete existing ones.
+    def init(self, *, wal: bool = False, guard: bool = True) -> None:
+        """Create the tables that are missing and install the lifecycle guard.
 
         Pointed at an existing NexusLIMS database, this leaves its ``session_log``
-        as it is and adds only ``status_history`` and ``build_claim``. A SQLite
-        file keeps its journal mode (NexusLIMS's is ``delete``) unless ``wal``.
+        as it is and adds only ``status_history``, ``build_claim`` and the guard
+        (:meth:`install_guard`), in one transaction. A SQLite file keeps its journal
+        mode (NexusLIMS's is ``delete``) unless ``wal``.
 
         Parameters
         ----------
+        guard
+            Install (or replace) the lifecycle guard, which the store's writes need;
+            False leaves the database without it (install it later with
+            :meth:`install_guard`).
         wal
             Switch a SQLite file to WAL for good, so readers never block the writer:
             for a file the store alone (or many builders) write. Not for a file that
@@ -246,7 +250,19 @@ class SessionLogStore:
                 use_wal(self.engine)
         with self._write(create=True) as conn:
             METADATA.create_all(conn, checkfirst=True)
-            found = {column["name"] for column in sa.inspect(conn).get_columns("session_log")}
+            self._check_columns(conn)
+            if guard:
+                _guard.install(conn, datetime.now().astimezone())
+
+    def _check_columns(self, conn: sa.Connection) -> None:
+        """Refuse a ``session_log`` without a column the store and the guard need."""
+        if not sa.inspect(conn).has_table("session_log"):
+            msg = (
+                f"{self._where} has no session_log table: it is not a NexusLIMS database "
+                "(create one with `nexuslims db init`, or run `nexuslims-lifecycle init`)"
+            )
+            raise StoreError(msg, url=self._where)
+        found = {column["name"] for column in sa.inspect(conn).get_columns("session_log")}
         missing = [column.name for column in SESSION_LOG.columns if column.name not in found]
         if missing:
             msg = (
@@ -254,6 +270,37 @@ class SessionLogStore:
                 f"{', '.join(missing)}: it is not a NexusLIMS session log"
             )
             raise StoreError(msg, url=self._where)
+
+    def install_guard(self) -> None:
+        """Install the lifecycle guard, or replace an older one, in one transaction.
+
+        Creates ``status_history`` and ``build_claim`` if they are missing; leaves
+        every row as it is. Installing the current guard again replaces it.
+
+        Raises
+        ------
+        StoreError
+            When the database has no ``session_log``, cannot be written (a read-only
+            file), or the role may not create functions or triggers (PostgreSQL):
+            nothing is installed.
+        """
+        with self._write() as conn:
+            self._check_columns(conn)
+            _guard.install(conn, datetime.now().astimezone())
+
+    def guard_status(self) -> GuardStatus:
+        """Return whether the database holds the lifecycle guard, and which (reads only)."""
+        with self._read() as conn:
+            return _guard.guard_status(conn)
+
+    def remove_guard(self) -> bool:
+        """Remove the lifecycle guard (its tables of history stay); return whether one was there.
+
+        Without it nothing checks or records the moves of other writers, and the
+        store's own moves are refused until it is installed again.
+        """
+        with self._write() as conn:
+            return _guard.remove(conn)
 
     def start(
         self,
@@ -435,8 +482,8 @@ class SessionLogStore:
         move = _moves.Move(sid, name, who, when, clock, hope, self.file_delay)
         try:
             if self.url.get_backend_name() == "postgresql":
-                with self._translated(move):
-                    return self._on_postgres(lambda pooled: _postgres.advance(pooled, move))
+                with self._autocommit(move) as conn:
+                    return _moves.advance_autocommit(conn, move)
             with self._write(move) as conn:
                 return _moves.advance(conn, move)
         except FileDelayNotElapsed:
@@ -455,10 +502,6 @@ class SessionLogStore:
         StoreError
             When its rows disagree, or hold a value that is not a RecordStatus.
         """
-        if self.url.get_backend_name() == "postgresql":
-            with self._translated():
-                sid = session_identifier
-                return self._on_postgres(lambda pooled: _postgres.read(pooled, sid)).status
         with self._read() as conn:
             return _moves.read_session(conn, session_identifier).status
 

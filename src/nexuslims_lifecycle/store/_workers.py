@@ -20,7 +20,18 @@ from nexuslims_lifecycle.errors import IllegalTransition, TransitionConflict
 from nexuslims_lifecycle.store import _moves
 from nexuslims_lifecycle.store._store import SessionLogStore
 
-__all__ = ["CYCLE", "PATHS", "SHARED_PATH", "build", "drive", "live", "race", "run_processes"]
+__all__ = [
+    "CYCLE",
+    "PATHS",
+    "SHARED_PATH",
+    "build",
+    "drive",
+    "live",
+    "mixed",
+    "race",
+    "raw_race",
+    "run_processes",
+]
 
 CYCLE: Final = {
     RecordStatus.WAITING_FOR_END: "end",
@@ -77,6 +88,56 @@ def race(
                 else:
                     wins.append([sid, name_of_event])
     results.put({"name": name, "wins": wins, "conflicts": conflicts, "refused": refused})
+
+
+def raw_race(
+    *,
+    url: str,
+    name: str,
+    plans: dict[str, list[str]],
+    barrier: Any,
+    results: Any,
+    rounds: int = 1,
+) -> None:
+    """Set each session's rows to each status of its plan by hand, as an operator does.
+
+    Every write is NexusLIMS's shape, a blind ``UPDATE session_log SET record_status
+    = ... WHERE session_identifier = ...`` in a transaction of its own, on a plain
+    SQLAlchemy connection (no store): the database's guard alone checks and records
+    it. ``rounds`` > 1 (or 0: forever) repeats the plans. Reports ``{"name",
+    "accepted", "refused", "failed"}``: refused by the guard, failed for any other
+    database error (a deadlock victim on PostgreSQL).
+    """
+    from sqlalchemy import exc, text  # noqa: PLC0415 - only this worker needs them
+
+    accepted = refused = failed = 0
+    update = text("UPDATE session_log SET record_status = :r WHERE session_identifier = :s")
+    with SessionLogStore(url) as store:
+        engine = store.engine
+        barrier.wait()
+        done = 0
+        while rounds == 0 or done < rounds:
+            done += 1
+            for sid, plan in plans.items():
+                for status in plan:
+                    try:
+                        with engine.begin() as conn:
+                            conn.execute(update, {"r": status, "s": sid})
+                    except exc.IntegrityError:
+                        refused += 1
+                    except exc.DBAPIError:
+                        failed += 1
+                    else:
+                        accepted += 1
+    results.put({"name": name, "accepted": accepted, "refused": refused, "failed": failed})
+
+
+def mixed(*, kind: str, **job: Any) -> None:
+    """Run :func:`race` (``kind="store"``) or :func:`raw_race` (``kind="raw"``) with ``job``.
+
+    So one :func:`run_processes` call starts store writers and raw writers together.
+    """
+    (race if kind == "store" else raw_race)(**job)
 
 
 def build(
@@ -223,8 +284,8 @@ def _stall_inside_transactions(store: SessionLogStore, seconds: float) -> None:
     """Make this process's writes wait ``seconds`` inside each transaction.
 
     Before each commit made through SQLAlchemy, and between reading a session and
-    writing its move (PostgreSQL's ``advance`` commits on the driver, with its
-    writes, so its only moment inside a transaction is there).
+    writing its move (PostgreSQL's ``advance`` runs in autocommit, each statement
+    its own transaction, so a kill there lands between its read and its write).
     """
     event.listen(store.engine, "commit", lambda _conn: time.sleep(seconds))
     decide = _moves.decide
