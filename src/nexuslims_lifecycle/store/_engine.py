@@ -30,7 +30,6 @@ __all__ = [
     "STATEMENT_TIMEOUT",
     "WRITE",
     "create_engine",
-    "journal_mode",
     "to_url",
     "use_wal",
 ]
@@ -149,11 +148,6 @@ def _sqlite_engine(url: URL) -> Engine:
             raw.execute("BEGIN")
 
     return engine
-
-
-def journal_mode(conn: sa.Connection) -> str:
-    """Return a SQLite file's journal mode (``delete``, ``wal``...); reading changes nothing."""
-    return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
 
 
 def use_wal(engine: Engine) -> None:

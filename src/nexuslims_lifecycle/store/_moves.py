@@ -165,18 +165,14 @@ def rows_of(session_identifier: str, rows: list[Any]) -> SessionRows:
     if not rows:
         raise UnknownSession(session_identifier)
     # Columns: record_status, instrument, user, event_type, timestamp.
-    settled = {row[0] for row in rows if not is_build_row(row[3], row[0])}
-    status, being_built = session_status(session_identifier, settled, len(rows) - _count(rows))
+    building = [is_build_row(row[3], row[0]) for row in rows]
+    settled = {row[0] for row, build in zip(rows, building, strict=True) if not build}
+    status, being_built = session_status(session_identifier, settled, sum(building))
     ends = [row[4] for row in rows if row[3] == _END]
     start = next((row for row in rows if row[3] == _START), rows[0])
     return SessionRows(
         status, len(rows), start[1], start[2], (ends or [None])[-1], being_built=being_built
     )
-
-
-def _count(rows: list[Any]) -> int:
-    """Return how many of ``rows`` are not builds in progress."""
-    return sum(1 for row in rows if not is_build_row(row[3], row[0]))
 
 
 def _locks(conn: sa.Connection) -> bool:
