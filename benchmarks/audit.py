@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nexuslims_lifecycle.audit import audit
-from nexuslims_lifecycle.fixtures import build_database
+from nexuslims_lifecycle.testing.fixtures import build_database
 
 CACHE = Path(__file__).parent / ".cache"
 ROWS_PER_SESSION = 3.34  # what the generator averages (START, END, build attempts)

@@ -46,10 +46,11 @@ from _pg_cluster import find_bindir, fresh_database, running_cluster  # noqa: E4
 from _procs import run_workers  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import _workers as workers  # noqa: E402
+
 import _baselines  # noqa: E402
 from nexuslims_lifecycle.enums import EventType, RecordStatus  # noqa: E402
 from nexuslims_lifecycle.store import SessionLogStore  # noqa: E402
-from nexuslims_lifecycle.store import _workers as workers  # noqa: E402
 from nexuslims_lifecycle.store._schema import SESSION_LOG  # noqa: E402
 
 HOT = 8  # sessions every writer races on in the cycle workload

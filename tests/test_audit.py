@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nexuslims_lifecycle import _audit_checks as checks
-from nexuslims_lifecycle import _audit_history as own_tables
 from nexuslims_lifecycle.audit import CODES, AuditReport, audit, count_rows
+from nexuslims_lifecycle.audit import _checks as checks
+from nexuslims_lifecycle.audit import _history as own_tables
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import InvalidArgument, InvalidConfiguration, UnusableDatabase
-from nexuslims_lifecycle.fixtures import DEFECTS, LEGACY_ONLY, build_database
 from nexuslims_lifecycle.legality import next_status
 from nexuslims_lifecycle.rules import FILE_DELAY
+from nexuslims_lifecycle.testing.fixtures import DEFECTS, LEGACY_ONLY, build_database
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LIMITS = checks.Limits(NOW, timedelta(days=7), timedelta(days=1), FILE_DELAY)

@@ -8,8 +8,8 @@ import sys
 from click.testing import CliRunner
 
 from nexuslims_lifecycle import __version__
-from nexuslims_lifecycle._demo import PLANS, drive
 from nexuslims_lifecycle.cli import main
+from nexuslims_lifecycle.cli._demo import PLANS, drive
 from nexuslims_lifecycle.enums import RecordStatus as S
 
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from nexuslims_lifecycle._cli_audit import _run_with_progress, parse_duration
 from nexuslims_lifecycle.cli import main
-from nexuslims_lifecycle.fixtures import build_database
+from nexuslims_lifecycle.cli._audit import _run_with_progress, parse_duration
+from nexuslims_lifecycle.testing.fixtures import build_database
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from nexuslims_lifecycle._cli_common import (
+from nexuslims_lifecycle.cli._common import (
     EVENT,
     STATUS,
     LooseChoice,

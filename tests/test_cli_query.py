@@ -100,7 +100,7 @@ def test_diagram_png_goes_to_stdout_when_piped() -> None:
 
 
 def test_diagram_refuses_png_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nexuslims_lifecycle._cli_query._stdout_is_terminal", lambda: True)
+    monkeypatch.setattr("nexuslims_lifecycle.cli._query._stdout_is_terminal", lambda: True)
     assert_bad_input(run("diagram", "-f", "png"), "png is binary", "pass -o FILE")
 
 

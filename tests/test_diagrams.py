@@ -21,10 +21,13 @@ from design_table import by
 from docs_site import MERMAID_DIR, install_mermaid
 from expected_table import EXPECTED
 from nexuslims_lifecycle import MissingExtra, UnknownFormat, UnknownStatus
-from nexuslims_lifecycle._diagram_model import build_model
-from nexuslims_lifecycle._diagram_text import _quote
-from nexuslims_lifecycle._fontconfig import bundled_fontconfig, configure_bundled_fontconfig
 from nexuslims_lifecycle.diagrams import FORMATS, render
+from nexuslims_lifecycle.diagrams._fontconfig import (
+    bundled_fontconfig,
+    configure_bundled_fontconfig,
+)
+from nexuslims_lifecycle.diagrams._model import build_model
+from nexuslims_lifecycle.diagrams._text import _quote
 from nexuslims_lifecycle.enums import RecordStatus as S
 
 GUARDED = (S.TO_BE_BUILT, S.NO_FILES_FOUND, "find_no_files [file_delay_elapsed]")
@@ -326,7 +329,8 @@ def test_bundled_fontconfig_takes_our_configuration() -> None:
         pytest.skip("this pygraphviz uses the system's fontconfig: nothing to configure")
     done = draw_in_a_fresh_process(
         "import pygraphviz\n"
-        "from nexuslims_lifecycle._fontconfig import configure_bundled_fontconfig as configure\n"
+        "from nexuslims_lifecycle.diagrams import _fontconfig\n"
+        "configure = _fontconfig.configure_bundled_fontconfig\n"
         "print(configure(pygraphviz), configure(pygraphviz))\n"
         "pygraphviz.AGraph(string='digraph { a -> b }').draw(format='png', prog='dot')\n"
     )
@@ -340,7 +344,7 @@ def test_a_configuration_fontconfig_cannot_load_leaves_its_own() -> None:
         pytest.skip("this pygraphviz uses the system's fontconfig: nothing to configure")
     done = draw_in_a_fresh_process(
         "import pygraphviz\n"
-        "from nexuslims_lifecycle import _fontconfig\n"
+        "from nexuslims_lifecycle.diagrams import _fontconfig\n"
         "_fontconfig._CONFIG_NAME = 'no-such-fonts.conf'\n"
         "print(_fontconfig.configure_bundled_fontconfig(pygraphviz))\n"
         "pygraphviz.AGraph(string='digraph { a -> b }').draw(format='svg', prog='dot')\n"

@@ -13,9 +13,9 @@ import pytest
 from nexuslims_lifecycle.audit import audit
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import InvalidConfiguration
-from nexuslims_lifecycle.fixtures import FixtureInfo, build_database
 from nexuslims_lifecycle.legality import replay
 from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY
+from nexuslims_lifecycle.testing.fixtures import FixtureInfo, build_database
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 

@@ -31,7 +31,7 @@ def test_the_library_names_the_extra(tmp_path: Path) -> None:
     done = python(
         "from nexuslims_lifecycle.errors import MissingExtra\n"
         "from nexuslims_lifecycle.audit import audit\n"
-        "from nexuslims_lifecycle.fixtures import build_database\n"
+        "from nexuslims_lifecycle.testing.fixtures import build_database\n"
         "for call in (lambda: audit('x.db'), lambda: build_database('y.db', sessions=1)):\n"
         "    try:\n"
         "        call()\n"

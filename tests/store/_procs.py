@@ -6,7 +6,7 @@ import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
-from nexuslims_lifecycle.store._workers import run_processes
+from nexuslims_lifecycle.cli._demo_store import run_processes
 
 TIMEOUT = 180.0  # a hung worker fails the test instead of hanging CI
 
@@ -18,7 +18,7 @@ def process_context() -> Any:
     makes each worker start in milliseconds instead of a second of imports.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["nexuslims_lifecycle.store._workers"])
+    context.set_forkserver_preload(["_workers"])
     return context
 
 

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from _snapshot import dump
 
+from nexuslims_lifecycle.cli._demo_store import build, run_processes
 from nexuslims_lifecycle.errors import StoreError, TransitionConflict
 from nexuslims_lifecycle.store import SessionLogStore, _moves
-from nexuslims_lifecycle.store._workers import build, run_processes
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 NEMO = "https://nemo.example.org/api/usage_events/?id=4711"

@@ -14,6 +14,7 @@ import signal
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import _workers as workers
 import pytest
 import sqlalchemy as sa
 from _consistency import problems
@@ -21,7 +22,6 @@ from _procs import TIMEOUT, process_context, run_workers
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.store import SessionLogStore
-from nexuslims_lifecycle.store import _workers as workers
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,10 @@ import queue
 from typing import Any
 
 import pytest
+from _workers import PATHS, SHARED_PATH, live
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.store import SessionLogStore
-from nexuslims_lifecycle.store._workers import PATHS, SHARED_PATH, live
 
 
 class _Gate:

@@ -12,12 +12,12 @@ import click
 from rich.console import Console
 
 from nexuslims_lifecycle import __version__
-from nexuslims_lifecycle._cli_audit import audit_command
+from nexuslims_lifecycle.cli._audit import audit_command
 
 if TYPE_CHECKING:
     from nexuslims_lifecycle.store import SessionLogStore
-from nexuslims_lifecycle._cli_query import can, diagram, explain, replay
-from nexuslims_lifecycle._cli_reprocess import reprocess_command
+from nexuslims_lifecycle.cli._query import can, diagram, explain, replay
+from nexuslims_lifecycle.cli._reprocess import reprocess_command
 
 __all__ = ["main"]
 
@@ -41,21 +41,21 @@ def main() -> None:
 def demo(in_memory: bool, db: str, builders: int) -> None:
     """Drive twenty NEMO sessions through a SQLite session log with builder processes."""
     if in_memory:
-        from nexuslims_lifecycle import _demo  # noqa: PLC0415 - keep start-up fast
+        from nexuslims_lifecycle.cli import _demo  # noqa: PLC0415 - keep start-up fast
 
         _demo.run(Console())
         return
     from pathlib import Path  # noqa: PLC0415
 
-    from nexuslims_lifecycle import _demo_store  # noqa: PLC0415 - needs the sql extra
+    from nexuslims_lifecycle.cli import _demo_store  # noqa: PLC0415 - needs the sql extra
 
     _demo_store.run(Console(), Path(db), builders=builders, epilogue=_demo_epilogue)
 
 
 def _demo_epilogue(store: SessionLogStore, console: Console) -> None:
     """End the demo with the lifecycle the sessions followed, then an audit of the file."""
-    from nexuslims_lifecycle._cli_audit import show_report  # noqa: PLC0415 - start-up
     from nexuslims_lifecycle.audit import audit  # noqa: PLC0415 - keep start-up fast
+    from nexuslims_lifecycle.cli._audit import show_report  # noqa: PLC0415 - start-up
     from nexuslims_lifecycle.diagrams import render  # noqa: PLC0415 - keep start-up fast
 
     console.rule("The lifecycle they followed (nexuslims-lifecycle diagram)")
@@ -66,8 +66,8 @@ def _demo_epilogue(store: SessionLogStore, console: Console) -> None:
 
 def _add_store_commands() -> None:
     """Register the session log commands (init, start, advance, status, history, sessions)."""
-    from nexuslims_lifecycle._cli_guard import guard  # noqa: PLC0415 - keep start-up fast
-    from nexuslims_lifecycle._cli_store import COMMANDS  # noqa: PLC0415 - keep start-up fast
+    from nexuslims_lifecycle.cli._guard import guard  # noqa: PLC0415 - keep start-up fast
+    from nexuslims_lifecycle.cli._store import COMMANDS  # noqa: PLC0415 - keep start-up fast
 
     for command in COMMANDS:
         main.add_command(command)

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import Final, Literal, overload
 
-from nexuslims_lifecycle._diagram_image import render_image
-from nexuslims_lifecycle._diagram_model import build_model
-from nexuslims_lifecycle._diagram_text import render_dot, render_markdown, render_mermaid
+from nexuslims_lifecycle.diagrams._image import render_image
+from nexuslims_lifecycle.diagrams._model import build_model
+from nexuslims_lifecycle.diagrams._text import render_dot, render_markdown, render_mermaid
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import UnknownFormat
 

@@ -1,19 +1,13 @@
-"""Hypothesis strategies and a ready stateful test for code that follows the lifecycle.
+"""Hypothesis strategies for code that follows the lifecycle.
 
-Strategies draw statuses, events, legal and illegal histories, and the
-``session_log`` rows NexusLIMS would hold for a legal history. Subclass
-:class:`LifecycleStateMachine` to check your own code (a
-:class:`~nexuslims_lifecycle.machine.Session` subclass with hooks, a store, a
-listener) against the lifecycle: it drives a session through random legal and
-illegal events and checks, after every step, that the session still behaves as
-the lifecycle says.
-
-This module needs Hypothesis (the ``test`` extra).
+They draw statuses, events, legal and illegal histories, and the ``session_log``
+rows NexusLIMS would hold for a legal history. This module needs Hypothesis (the
+``test`` extra).
 
 Examples
 --------
 >>> from hypothesis import given
->>> from nexuslims_lifecycle import replay
+>>> from nexuslims_lifecycle import RecordStatus, replay
 >>> from nexuslims_lifecycle.testing import legal_event_sequences
 >>> @given(legal_event_sequences())
 ... def test_replay_ends_where_the_history_does(steps):
@@ -26,22 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from typing import Any, ClassVar, Final, NamedTuple, TypedDict
+from typing import Final, NamedTuple, TypedDict
 
 from hypothesis import errors as hypothesis_errors
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from nexuslims_lifecycle import legality
 from nexuslims_lifecycle.enums import EventType, RecordStatus
-from nexuslims_lifecycle.errors import IllegalTransition, LifecycleError
+from nexuslims_lifecycle.errors import LifecycleError
 from nexuslims_lifecycle.machine import Session
-from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY, LIFECYCLE, Lifecycle, Rule, parse_status
+from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY, LIFECYCLE, parse_status
 
 __all__ = [
     "InvalidStrategyArgument",
-    "LifecycleStateMachine",
     "SessionLogRow",
     "Step",
     "event_sequences",
@@ -443,303 +434,3 @@ def session_logs(
     sessions = _check_size("session_logs", "max_sessions", max_sessions, 1)
     steps = _check_size("session_logs", "max_steps", max_steps, 0)
     return _session_log(sessions, steps)
-
-
-class _Reference:
-    """What a lifecycle table says, read from its rules (not from a built machine)."""
-
-    __slots__ = ("allowed", "any_event", "legal_event", "moves")
-
-    def __init__(self, lifecycle: Lifecycle) -> None:
-        self.moves = {
-            (source, rule.event): rule for rule in lifecycle.rules for source in rule.sources
-        }
-        self.allowed = {
-            status: tuple(event for (source, event) in self.moves if source is status)
-            for status in RecordStatus
-        }
-        # Strategies built once: building one per step costs more than the step.
-        self.any_event = st.sampled_from(tuple(dict.fromkeys((*lifecycle.events, *EVENTS))))
-        self.legal_event = {
-            status: st.sampled_from(events) for status, events in self.allowed.items() if events
-        }
-
-
-@cache
-def _reference(lifecycle: Lifecycle) -> _Reference:
-    """Return the reference for ``lifecycle``, built once per table."""
-    return _Reference(lifecycle)
-
-
-class _Snapshot(NamedTuple):
-    """What an illegal move or a held-back guard must leave as it was."""
-
-    status: object
-    ended_at: object
-
-    def __str__(self) -> str:
-        """Return ``<STATUS> (ended at <time>)``."""
-        return f"{_shown(self.status)} (ended at {self.ended_at})"
-
-
-def _shown(status: object) -> str:
-    """Return a status as messages show it: the member's value, or the repr of anything else."""
-    return status.value if isinstance(status, RecordStatus) else repr(status)
-
-
-def _require(condition: bool, message: str) -> None:
-    """Fail the stateful test with ``message`` unless ``condition`` holds."""
-    if not condition:
-        raise AssertionError(message)
-
-
-def _call(event: str, arguments: dict[str, Any]) -> str:
-    """Return ``event(name=value, ...)`` for failure messages."""
-    shown = ", ".join(f"{name}={value!r}" for name, value in arguments.items())
-    return f"{event}({shown})"
-
-
-class LifecycleStateMachine(RuleBasedStateMachine):
-    """A stateful test that drives one session through random events against the lifecycle.
-
-    Each step fires an event, legal or not, with drawn arguments (``end(at=...)``,
-    ``find_no_files(now=..., delay=...)`` on both sides of the file delay), and
-    checks that:
-
-    - an illegal event raises :class:`~nexuslims_lifecycle.errors.IllegalTransition`
-      naming the status and the event, and changes nothing (status, ``ended_at``);
-    - a legal event returns True and reaches the table's destination, or, held back
-      by its guard, returns False and changes nothing;
-    - the file-delay guard lets the move happen exactly when the delay has passed
-      since the session ended;
-    - ``may_<event>()``, asked just before, said what the event then did.
-
-    After every step these invariants hold: the status is a
-    :class:`~nexuslims_lifecycle.enums.RecordStatus`,
-    the one the lifecycle says; only an operator's move leaves a final status;
-    ``allowed_events()`` agrees with the lifecycle (and with
-    :mod:`~nexuslims_lifecycle.legality` when checking
-    :data:`~nexuslims_lifecycle.rules.LIFECYCLE`).
-
-    Subclass it to check your own code: set :attr:`session_class` (or override
-    :meth:`make_session`), add ``@invariant()`` or ``@rule()`` methods of your
-    own, and expose ``TestYours = YourMachine.TestCase`` to pytest.
-
-    Attributes
-    ----------
-    session_class
-        The class whose instances are driven;
-        :class:`~nexuslims_lifecycle.machine.Session` by default.
-    lifecycle
-        The table the session is checked against (the expected model);
-        :data:`~nexuslims_lifecycle.rules.LIFECYCLE` by default. Set it to a table
-        of your own to check a session against an independent definition.
-    session
-        The session being driven.
-    expected
-        Where the lifecycle says the session is now.
-    """
-
-    session_class: ClassVar[type[Session]] = Session
-    lifecycle: ClassVar[Lifecycle] = LIFECYCLE
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reference = _reference(self.lifecycle)
-        self.expected: RecordStatus = self.lifecycle.initial
-        self.ended_at: datetime | None = None
-        self.last_move: tuple[RecordStatus, Rule] | None = None
-        self.session = self.make_session()
-
-    def make_session(self) -> Session:
-        """Return the session to drive, in the lifecycle's initial status.
-
-        Returns
-        -------
-        Session
-            A new ``session_class`` instance; override to build yours another way.
-        """
-        return self.session_class(_NEMO_USAGE_EVENT.format(4711))
-
-    @precondition(lambda self: self.expected in self.reference.legal_event)
-    @rule(data=st.data())
-    def fire_legal_event(self, data: st.DataObject) -> None:
-        """Fire an event the lifecycle allows from the current status."""
-        self.fire(data.draw(self.reference.legal_event[self.expected], label="event"), data)
-
-    @rule(data=st.data())
-    def fire_any_event(self, data: st.DataObject) -> None:
-        """Fire any event, legal or not."""
-        self.fire(data.draw(self.reference.any_event, label="event"), data)
-
-    def fire(self, event: str, data: st.DataObject) -> None:
-        """Fire ``event`` with drawn arguments and check what it did against the lifecycle.
-
-        Parameters
-        ----------
-        event
-            The event to fire.
-        data
-            Where to draw the event's arguments from.
-        """
-        calls, asks = self._arguments(event, data)
-        before = self._snapshot()
-        may = getattr(self.session, f"may_{event}")(**asks)
-        move = self.reference.moves.get((self.expected, event))
-        if move is None:
-            self._check_refused(event, calls, before, may)
-        else:
-            self._check_made(move, calls, before, may)
-
-    def _arguments(self, event: str, data: st.DataObject) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Draw the arguments for ``event`` and for ``may_<event>``."""
-        if event == "end":
-            return {"at": data.draw(_END_TIMES, label="at")}, {}
-        if event not in _TIMED_EVENTS:
-            return {}, {}
-        delay = data.draw(_DELAYS, label="delay")
-        off_by = data.draw(_AROUND_THE_DELAY, label="time since the end, minus the delay")
-        now = (self.ended_at or _NOT_ENDED) + self._delay(delay) + off_by
-        arguments = {"now": now, "delay": delay}
-        return arguments, arguments
-
-    def _delay(self, delay: timedelta | None) -> timedelta:
-        """Return the file delay a guarded call uses: the given one or the session's."""
-        default: timedelta = getattr(self.session, "file_delay", FILE_DELAY)
-        return default if delay is None else delay
-
-    def _snapshot(self) -> _Snapshot:
-        """Return the session's state that a refused or held-back event must keep."""
-        return _Snapshot(self.session.status, getattr(self.session, "ended_at", None))
-
-    def _guard_passes(self, move: Rule, calls: dict[str, Any]) -> bool | None:
-        """Return whether the move's guard lets it happen, or None when the kit cannot tell."""
-        if move.guard is None:
-            return True
-        if move.guard == _FILE_DELAY_GUARD and self.ended_at is not None and "now" in calls:
-            elapsed: timedelta = calls["now"] - self.ended_at
-            return elapsed >= self._delay(calls["delay"])
-        return None
-
-    def _check_refused(
-        self, event: str, calls: dict[str, Any], before: _Snapshot, may: object
-    ) -> None:
-        """Check that an illegal event raised, named itself, and changed nothing."""
-        source, call = self.expected.value, _call(event, calls)
-        try:
-            result = getattr(self.session, event)(**calls)
-        except IllegalTransition as error:
-            _require(
-                (error.status, error.event) == (source, event),
-                f"{call} from {source} raised IllegalTransition for {error.event!r} from "
-                f"{error.status}; it must name the status and event of the refused move",
-            )
-        else:
-            status = _shown(self.session.status)
-            raise AssertionError(
-                f"{call} from {source} returned {result!r} and left the session {status}, but "
-                f"the lifecycle forbids {event!r} from {source}: it must raise IllegalTransition"
-            )
-        after = self._snapshot()
-        _require(
-            after == before,
-            f"the refused {call} from {source} changed the session from {before} to {after}; "
-            "an illegal move must change nothing",
-        )
-        _require(
-            may is False,
-            f"may_{event}() returned {may!r} from {source}, where the lifecycle forbids {event!r}",
-        )
-
-    def _check_made(
-        self, move: Rule, calls: dict[str, Any], before: _Snapshot, may: object
-    ) -> None:
-        """Check that a legal event moved where the table says, or was held back by its guard."""
-        source, call = self.expected.value, _call(move.event, calls)
-        result = getattr(self.session, move.event)(**calls)
-        if result is True:
-            status = self.session.status
-            _require(
-                status is move.dest,
-                f"{call} from {source} returned True and left the session {_shown(status)}; "
-                f"the lifecycle leads to {move.dest.value}",
-            )
-        elif result is False:
-            _require(
-                move.guard is not None,
-                f"{call} from {source} returned False, but the lifecycle allows it without a "
-                "guard: the move must happen",
-            )
-            after = self._snapshot()
-            _require(
-                after == before,
-                f"{call} from {source} was held back by its guard but changed the session "
-                f"from {before} to {after}; a move that does not happen must change nothing",
-            )
-        else:
-            raise AssertionError(f"{call} from {source} returned {result!r}, not True or False")
-        passes = self._guard_passes(move, calls)
-        _require(
-            passes is None or result is passes,
-            f"{call} from {source} returned {result}, but with the session ended at "
-            f"{self.ended_at} its guard {move.guard!r} should have let it "
-            f"{'happen' if passes else 'wait'}",
-        )
-        _require(
-            may is result,
-            f"may_{move.event}() said {may!r} from {source}, but {call} then returned {result!r}",
-        )
-        if result:
-            self.last_move = (self.expected, move)
-            self.expected = move.dest
-            self.ended_at = calls["at"] if move.event == "end" else self.ended_at
-
-    @invariant()
-    def status_is_a_record_status(self) -> None:
-        """Check that the session's status is always a RecordStatus member."""
-        status = self.session.status
-        _require(
-            isinstance(status, RecordStatus),
-            f"session.status is {status!r}, a {type(status).__name__}: it must be a "
-            "RecordStatus member",
-        )
-
-    @invariant()
-    def status_is_where_the_lifecycle_says(self) -> None:
-        """Check that the session is in the status the lifecycle leads to."""
-        status = self.session.status
-        _require(
-            status is self.expected,
-            f"session.status is {_shown(status)}, but the lifecycle says {self.expected.value}",
-        )
-
-    @invariant()
-    def only_an_operator_leaves_a_final_status(self) -> None:
-        """Check that the last move out of a final status was an operator's."""
-        if self.last_move is None:
-            return
-        source, move = self.last_move
-        _require(
-            source not in self.lifecycle.final or move.by == "operator",
-            f"{move.event!r} by the {move.by} moved the session out of the final status "
-            f"{source.value} to {move.dest.value}; only an operator moves a session on from "
-            "a final status",
-        )
-
-    @invariant()
-    def allowed_events_agree_with_legality(self) -> None:
-        """Check that ``allowed_events()`` lists exactly the events the lifecycle allows."""
-        status = self.session.status
-        expected = self.reference.allowed.get(status, ())
-        listed = tuple(self.session.allowed_events())
-        where = _shown(status)
-        _require(
-            sorted(listed) == sorted(expected),
-            f"session.allowed_events() is {listed} at {where}; the lifecycle allows {expected}",
-        )
-        if self.lifecycle is LIFECYCLE:
-            legal = legality.allowed_events(status)
-            _require(
-                sorted(legal) == sorted(expected),
-                f"legality.allowed_events({where}) is {legal}; the lifecycle allows {expected}",
-            )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from nexuslims_lifecycle._cli_common import BAD_INPUT
+from nexuslims_lifecycle.cli._common import BAD_INPUT
 from nexuslims_lifecycle.errors import LifecycleError, TransitionConflict
 from nexuslims_lifecycle.rules import EVENTS
 

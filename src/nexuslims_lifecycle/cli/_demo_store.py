@@ -8,10 +8,13 @@ session's history. :func:`run` takes an ``epilogue`` to append more steps (an au
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from rich import box
 from rich.console import Console
@@ -20,9 +23,8 @@ from rich.table import Table
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import IllegalTransition, LifecycleError, TransitionConflict
 from nexuslims_lifecycle.store import SessionLogStore, retry_on_conflict
-from nexuslims_lifecycle.store._workers import build, run_processes
 
-__all__ = ["DEMO_DB", "Epilogue", "run"]
+__all__ = ["DEMO_DB", "Epilogue", "build", "run", "run_processes"]
 
 DEMO_DB: Final = Path("demo.db")
 NEMO_USAGE_EVENT: Final = "https://nemo.example.org/api/usage_events/?id={}"
@@ -205,3 +207,98 @@ def run(
         console.print(_history_table(store, requeued or sids[0]))
         if epilogue is not None:
             epilogue(store, console)
+
+
+def build(
+    *,
+    url: str,
+    worker: str,
+    lease: float,
+    outcomes: dict[str, str],
+    barrier: Any,
+    results: Any,
+) -> None:
+    """Claim and build sessions until the queue is empty.
+
+    The outcome of each build is ``outcomes.get(sid, "complete")``. Reports
+    ``{"name", "built": [[sid, outcome], ...], "conflicts"}``.
+    """
+    built: list[list[str]] = []
+    conflicts = 0
+    with SessionLogStore(url) as store:
+        next(store.sessions(), None)  # connect before the start line
+        barrier.wait()
+        while (claim := store.claim_next(worker, lease=lease)) is not None:
+            outcome = outcomes.get(claim.session_identifier, "complete")
+            try:
+                store.advance(claim.session_identifier, outcome, actor=worker)
+            except TransitionConflict:
+                conflicts += 1
+            else:
+                built.append([claim.session_identifier, outcome])
+    results.put({"name": worker, "built": built, "conflicts": conflicts})
+
+
+def run_processes(
+    target: Callable[..., None],
+    jobs: list[dict[str, Any]],
+    *,
+    method: str = "spawn",
+    timeout: float = 180.0,
+) -> list[dict[str, Any]]:
+    """Run ``target`` once per job, each in its own process, released together.
+
+    Parameters
+    ----------
+    target
+        The function each process runs (e.g. :func:`build`).
+    jobs
+        Keyword arguments for each process (``barrier`` and ``results`` are added).
+    method
+        ``"spawn"`` or ``"forkserver"``: never plain fork once engines exist.
+    timeout
+        Seconds to wait for each report before giving up on a hung worker.
+
+    Returns
+    -------
+    list[dict]
+        The workers' reports, sorted by name.
+
+    Raises
+    ------
+    RuntimeError
+        When a worker reported nothing in time or exited with an error.
+    """
+    context: Any = multiprocessing.get_context(method)
+    barrier = context.Barrier(len(jobs))
+    results = context.Queue()
+    processes = [
+        context.Process(target=target, kwargs={**job, "barrier": barrier, "results": results})
+        for job in jobs
+    ]
+    for process in processes:
+        process.start()
+    reports: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(reports) < len(jobs):
+            try:
+                reports.append(results.get(timeout=0.2))
+            except queue.Empty:
+                crashed = any(p.exitcode not in (None, 0) for p in processes)
+                if crashed or time.monotonic() > deadline:
+                    msg = f"a worker reported nothing; exit codes {_codes(processes)}"
+                    raise RuntimeError(msg) from None
+    finally:
+        for process in processes:
+            process.join(timeout=timeout)
+            if process.is_alive():
+                process.kill()
+    if any(code != 0 for code in _codes(processes)):
+        msg = f"a worker failed; exit codes {_codes(processes)}"
+        raise RuntimeError(msg)
+    return sorted(reports, key=lambda report: str(report["name"]))
+
+
+def _codes(processes: list[Any]) -> list[int | None]:
+    return [process.exitcode for process in processes]

@@ -1,4 +1,4 @@
-"""Worker processes for the demo, the reliability tests and the benchmarks.
+"""Worker processes for the reliability tests and the store benchmark.
 
 Each function runs in its own process (``multiprocessing`` with the ``spawn``
 context), opens its own store, waits at ``barrier`` so that all workers start
@@ -7,18 +7,15 @@ together, and puts one result dict on ``results``.
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from sqlalchemy import event
 
+from nexuslims_lifecycle.cli._demo_store import build, run_processes
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import IllegalTransition, TransitionConflict
-from nexuslims_lifecycle.store import _moves
-from nexuslims_lifecycle.store._store import SessionLogStore
+from nexuslims_lifecycle.store import SessionLogStore, _moves
 
 __all__ = [
     "CYCLE",
@@ -108,7 +105,7 @@ def raw_race(
     "accepted", "refused", "failed"}``: refused by the guard, failed for any other
     database error (a deadlock victim on PostgreSQL).
     """
-    from sqlalchemy import exc, text  # noqa: PLC0415 - only this worker needs them
+    from sqlalchemy import exc, text
 
     accepted = refused = failed = 0
     update = text("UPDATE session_log SET record_status = :r WHERE session_identifier = :s")
@@ -138,36 +135,6 @@ def mixed(*, kind: str, **job: Any) -> None:
     So one :func:`run_processes` call starts store writers and raw writers together.
     """
     (race if kind == "store" else raw_race)(**job)
-
-
-def build(
-    *,
-    url: str,
-    worker: str,
-    lease: float,
-    outcomes: dict[str, str],
-    barrier: Any,
-    results: Any,
-) -> None:
-    """Claim and build sessions until the queue is empty.
-
-    The outcome of each build is ``outcomes.get(sid, "complete")``. Reports
-    ``{"name", "built": [[sid, outcome], ...], "conflicts"}``.
-    """
-    built: list[list[str]] = []
-    conflicts = 0
-    with SessionLogStore(url) as store:
-        next(store.sessions(), None)  # connect before the start line
-        barrier.wait()
-        while (claim := store.claim_next(worker, lease=lease)) is not None:
-            outcome = outcomes.get(claim.session_identifier, "complete")
-            try:
-                store.advance(claim.session_identifier, outcome, actor=worker)
-            except TransitionConflict:
-                conflicts += 1
-            else:
-                built.append([claim.session_identifier, outcome])
-    results.put({"name": worker, "built": built, "conflicts": conflicts})
 
 
 def drive(
@@ -295,68 +262,3 @@ def _stall_inside_transactions(store: SessionLogStore, seconds: float) -> None:
         return decide(*args, **kwargs)
 
     _moves.decide = stalled
-
-
-def run_processes(
-    target: Callable[..., None],
-    jobs: list[dict[str, Any]],
-    *,
-    method: str = "spawn",
-    timeout: float = 180.0,
-) -> list[dict[str, Any]]:
-    """Run ``target`` once per job, each in its own process, released together.
-
-    Parameters
-    ----------
-    target
-        One of this module's workers.
-    jobs
-        Keyword arguments for each process (``barrier`` and ``results`` are added).
-    method
-        ``"spawn"`` or ``"forkserver"``: never plain fork once engines exist.
-    timeout
-        Seconds to wait for each report before giving up on a hung worker.
-
-    Returns
-    -------
-    list[dict]
-        The workers' reports, sorted by name.
-
-    Raises
-    ------
-    RuntimeError
-        When a worker reported nothing in time or exited with an error.
-    """
-    context: Any = multiprocessing.get_context(method)
-    barrier = context.Barrier(len(jobs))
-    results = context.Queue()
-    processes = [
-        context.Process(target=target, kwargs={**job, "barrier": barrier, "results": results})
-        for job in jobs
-    ]
-    for process in processes:
-        process.start()
-    reports: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(reports) < len(jobs):
-            try:
-                reports.append(results.get(timeout=0.2))
-            except queue.Empty:
-                crashed = any(p.exitcode not in (None, 0) for p in processes)
-                if crashed or time.monotonic() > deadline:
-                    msg = f"a worker reported nothing; exit codes {_codes(processes)}"
-                    raise RuntimeError(msg) from None
-    finally:
-        for process in processes:
-            process.join(timeout=timeout)
-            if process.is_alive():
-                process.kill()
-    if any(code != 0 for code in _codes(processes)):
-        msg = f"a worker failed; exit codes {_codes(processes)}"
-        raise RuntimeError(msg)
-    return sorted(reports, key=lambda report: str(report["name"]))
-
-
-def _codes(processes: list[Any]) -> list[int | None]:
-    return [process.exitcode for process in processes]

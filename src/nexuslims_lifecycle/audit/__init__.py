@@ -15,7 +15,7 @@ several build rows after retries and reprocessing, local offsets in timestamps.
 Examples
 --------
 >>> import tempfile, pathlib
->>> from nexuslims_lifecycle.fixtures import build_database
+>>> from nexuslims_lifecycle.testing.fixtures import build_database
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "nexuslims.db"
 >>> planted = build_database(path, sessions=50, defects={"duplicate-end": 1}, seed=1)
 >>> report = audit(path)
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from nexuslims_lifecycle import config
-from nexuslims_lifecycle._audit_checks import (
+from nexuslims_lifecycle.audit._checks import (
     CODES,
     Code,
     Finding,
@@ -45,7 +45,7 @@ from nexuslims_lifecycle._audit_checks import (
     Severity,
     check_session,
 )
-from nexuslims_lifecycle._audit_history import check_claims, check_history, judges_no_files
+from nexuslims_lifecycle.audit._history import check_claims, check_history, judges_no_files
 from nexuslims_lifecycle.errors import InvalidArgument, MissingExtra, UnusableDatabase
 
 if TYPE_CHECKING:

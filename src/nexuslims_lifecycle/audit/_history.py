@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final, NamedTuple
 
-from nexuslims_lifecycle._audit_checks import (
+from nexuslims_lifecycle.audit._checks import (
     DELAYED_EVENTS,
     Finding,
     RawRow,

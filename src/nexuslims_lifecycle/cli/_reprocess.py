@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import click
 from rich.table import Table
 
-from nexuslims_lifecycle._cli_common import STATUS, emit_json, json_option, make_console
-from nexuslims_lifecycle._cli_store import DB_ENV_VARS
+from nexuslims_lifecycle.cli._common import STATUS, emit_json, json_option, make_console
+from nexuslims_lifecycle.cli._store import DB_ENV_VARS
 from nexuslims_lifecycle.errors import (
     EmptySelection,
     InvalidArgument,

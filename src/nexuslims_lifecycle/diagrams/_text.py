@@ -1,6 +1,6 @@
 """Text renderers: Mermaid, Graphviz DOT and a Markdown table, in pure Python.
 
-Each takes a :class:`~nexuslims_lifecycle._diagram_model.DiagramModel` and returns
+Each takes a :class:`~nexuslims_lifecycle.diagrams._model.DiagramModel` and returns
 text ending in a newline. Nothing here reads the clock, the environment or a
 version, so the same model gives the same text on every run.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from nexuslims_lifecycle._diagram_model import DiagramModel, Edge, Node
+from nexuslims_lifecycle.diagrams._model import DiagramModel, Edge, Node
 
 __all__ = ["render_dot", "render_markdown", "render_mermaid"]
 

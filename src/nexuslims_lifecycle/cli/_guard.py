@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
-from nexuslims_lifecycle._cli_common import emit_json
-from nexuslims_lifecycle._cli_store import split_db
+from nexuslims_lifecycle.cli._common import emit_json
+from nexuslims_lifecycle.cli._store import split_db
 from nexuslims_lifecycle.errors import LifecycleError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ that lays it out the same way. Graphviz's PNG has no time or version chunk.
 
 Text is measured and drawn with the fonts that fontconfig finds. The fontconfig
 bundled in pygraphviz's wheels is given our own configuration first (see
-:mod:`nexuslims_lifecycle._fontconfig`): the host's would make it print a warning on
+:mod:`nexuslims_lifecycle.diagrams._fontconfig`): the host's would make it print a warning on
 every render, and ours picks the same font (DejaVu Sans where installed) on every
 machine, so the same DOT gives the same layout.
 """
@@ -19,7 +19,7 @@ import importlib
 import re
 from typing import Final, Literal
 
-from nexuslims_lifecycle._fontconfig import configure_bundled_fontconfig
+from nexuslims_lifecycle.diagrams._fontconfig import configure_bundled_fontconfig
 from nexuslims_lifecycle.errors import MissingExtra
 
 __all__ = ["render_image"]

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nexuslims_lifecycle import legality
-from nexuslims_lifecycle._cli_common import (
+from nexuslims_lifecycle.cli._common import (
     EVENT,
     STATUS,
     LooseChoice,

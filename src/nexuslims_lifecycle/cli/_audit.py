@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from nexuslims_lifecycle._cli_common import emit_json, make_console
 from nexuslims_lifecycle.audit import (
     CODES,
     DEFAULT_STUCK_AFTER,
@@ -21,6 +20,7 @@ from nexuslims_lifecycle.audit import (
     audit,
     count_rows,
 )
+from nexuslims_lifecycle.cli._common import emit_json, make_console
 from nexuslims_lifecycle.errors import InvalidConfiguration, MissingExtra, UnusableDatabase
 
 _UNITS: Final = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
