@@ -27,6 +27,8 @@ from nexuslims_lifecycle.errors import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.console import Console
 
     from nexuslims_lifecycle.enums import RecordStatus
@@ -82,6 +84,11 @@ def _run(
         _fail(str(error), 1)
 
 
+def _when(moment: datetime | None) -> str:
+    """Return a START time for a table cell: ISO 8601 with its offset, or "-"."""
+    return "-" if moment is None else moment.isoformat()
+
+
 def _status(value: RecordStatus | None) -> str:
     return "rows disagree" if value is None else value.value
 
@@ -95,7 +102,7 @@ def _show(report: ReprocessReport, console: Console) -> None:
             moved.add_column(column, overflow="fold", no_wrap=column != "session")
         for item in report.moved:
             moved.add_row(
-                item.session_identifier, item.started_at or "-", item.before.value, item.event
+                item.session_identifier, _when(item.started_at), item.before.value, item.event
             )
         console.print(moved)
     if report.skipped:
@@ -104,7 +111,7 @@ def _show(report: ReprocessReport, console: Console) -> None:
             skipped.add_column(column, overflow="fold", no_wrap=column in ("started", "status"))
         for skip in report.skipped:
             skipped.add_row(
-                skip.session_identifier, skip.started_at or "-", _status(skip.status), skip.message
+                skip.session_identifier, _when(skip.started_at), _status(skip.status), skip.message
             )
         console.print(skipped)
     ending = "; dry run: nothing was written" if report.dry_run else ""

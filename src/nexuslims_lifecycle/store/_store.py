@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from nexuslims_lifecycle import config
+from nexuslims_lifecycle._timestamps import read_stored
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import (
     FileDelayNotElapsed,
@@ -514,6 +515,8 @@ class SessionLogStore:
         ------
         UnknownSession
             When no row has this identifier.
+        StoreError
+            When an entry's ``at`` is not ISO 8601 (a row edited by hand).
         """
         with self._read() as conn:
             rows: Sequence[Any] = ()
@@ -649,12 +652,13 @@ _SESSIONS = (
 def _session_info(row: Any) -> SessionInfo:
     """Return one row of :data:`_SESSIONS` as a SessionInfo (status None if rows disagree)."""
     sid = row.session_identifier
+    started = read_stored(row.started_at)
     settled = {value for value in (row.low, row.high) if value is not None}
     try:
         status, building = _moves.session_status(sid, settled, int(row.building))
     except StoreError as error:
-        return SessionInfo(sid, row.instrument, row.user, None, row.started_at, problem=str(error))
-    return SessionInfo(sid, row.instrument, row.user, status, row.started_at, building)
+        return SessionInfo(sid, row.instrument, row.user, None, started, problem=str(error))
+    return SessionInfo(sid, row.instrument, row.user, status, started, building)
 
 
 def _given(moment: object, name: str) -> datetime:
@@ -673,5 +677,14 @@ def _entry(row: Any) -> HistoryEntry:
         RecordStatus(row.to_status),
         row.event,
         row.actor,
-        row.at,
+        _history_time(row.at),
     )
+
+
+def _history_time(value: object) -> datetime:
+    """Return a ``status_history.at`` value as a datetime (the guard writes ISO 8601)."""
+    moment = read_stored(value)
+    if moment is None:
+        msg = f"status_history has an 'at' of {value!r}, which is not ISO 8601: fix the row"
+        raise StoreError(msg)
+    return moment
