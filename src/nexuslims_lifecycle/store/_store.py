@@ -19,6 +19,7 @@ from nexuslims_lifecycle.errors import (
     InvalidArgument,
     StoreError,
     TransitionConflict,
+    UnusableDatabase,
 )
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _engine, _guard, _moves, _queue
@@ -183,8 +184,8 @@ class SessionLogStore:
             path = path.removeprefix("file:")
         if Path(path).exists():
             return
-        msg = f"{self._where} does not exist: check the path, or run `init` to create it"
-        raise StoreError(msg, url=self._where)
+        reason = "the file does not exist: check the path, or run `init` to create it"
+        raise UnusableDatabase(self._where, reason)
 
     @contextmanager
     def _write(
@@ -258,19 +259,19 @@ class SessionLogStore:
     def _check_columns(self, conn: sa.Connection) -> None:
         """Refuse a ``session_log`` without a column the store and the guard need."""
         if not sa.inspect(conn).has_table("session_log"):
-            msg = (
-                f"{self._where} has no session_log table: it is not a NexusLIMS database "
+            reason = (
+                "it has no session_log table: it is not a NexusLIMS database "
                 "(create one with `nexuslims db init`, or run `nexuslims-lifecycle init`)"
             )
-            raise StoreError(msg, url=self._where)
+            raise UnusableDatabase(self._where, reason)
         found = {column["name"] for column in sa.inspect(conn).get_columns("session_log")}
         missing = [column.name for column in SESSION_LOG.columns if column.name not in found]
         if missing:
-            msg = (
-                f"the session_log table of {self._where} lacks column(s) "
-                f"{', '.join(missing)}: it is not a NexusLIMS session log"
+            reason = (
+                f"its session_log table lacks column(s) {', '.join(missing)}: it is not a "
+                "NexusLIMS session log"
             )
-            raise StoreError(msg, url=self._where)
+            raise UnusableDatabase(self._where, reason)
 
     def install_guard(self) -> None:
         """Install the lifecycle guard, or replace an older one, in one transaction.
