@@ -25,6 +25,7 @@ from nexuslims_lifecycle.errors import (
     TransitionConflict,
     UnknownInstrument,
     UnknownSession,
+    UnusableDatabase,
 )
 from nexuslims_lifecycle.store._guard import GuardStatus
 from nexuslims_lifecycle.store._reprocess import (
@@ -55,6 +56,7 @@ __all__ = [
     "TransitionConflict",
     "UnknownInstrument",
     "UnknownSession",
+    "UnusableDatabase",
     "reprocess",
     "retry_on_conflict",
 ]
