@@ -25,7 +25,6 @@ from nexuslims_lifecycle.errors import (
     TransitionConflict,
     UnknownInstrument,
     UnknownSession,
-    UnusableDatabase,
 )
 from nexuslims_lifecycle.store._guard import GuardStatus
 from nexuslims_lifecycle.store._reprocess import (
@@ -56,7 +55,6 @@ __all__ = [
     "TransitionConflict",
     "UnknownInstrument",
     "UnknownSession",
-    "UnusableDatabase",
     "reprocess",
     "retry_on_conflict",
 ]
