@@ -268,8 +268,9 @@ class Lifecycle:
 
 
 FILE_DELAY_GUARD: Final = "file_delay_elapsed"
-"""The guard of a move that may happen only once the file delay has passed since the
-session ended (``find_no_files`` in :data:`LIFECYCLE`): the name of the
+"""The guard of a move that must wait for the file delay after the session ended.
+
+It is ``find_no_files``'s in :data:`LIFECYCLE`: the name of the
 :class:`~nexuslims_lifecycle.machine.Session` method that checks it, and the one name
 the store, the audit and the test kit look for in :attr:`Rule.guard`."""
 
