@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from design_table import MOVES, by
 from nexuslims_lifecycle.enums import RecordStatus as S
 from nexuslims_lifecycle.errors import UnknownEvent, UnknownStatus
-from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY, LIFECYCLE, parse_event, parse_status
+from nexuslims_lifecycle.rules import (
+    EVENTS,
+    FILE_DELAY,
+    FILE_DELAY_GUARD,
+    LIFECYCLE,
+    Lifecycle,
+    file_delay_elapsed,
+    parse_event,
+    parse_status,
+)
 
 
 def test_table_matches_design() -> None:
@@ -110,3 +119,54 @@ def test_parse_event_rejects_anything_else(bad: object) -> None:
 def test_unknown_event_suggests_the_near_miss() -> None:
     with pytest.raises(UnknownEvent, match="did you mean 'retry'"):
         parse_event("retyr")
+
+
+_TABLE = {(S[source], event): S[dest] for event, source, dest in MOVES}
+
+
+def test_the_lifecycle_answers_each_move_from_its_own_rules() -> None:
+    for status in S:
+        for event in EVENTS:
+            rule = LIFECYCLE.rule(status, event)
+            expected = _TABLE.get((status, event))
+            assert (None if rule is None else rule.dest) == expected, (status, event)
+        assert LIFECYCLE.allowed(status) == tuple(e for e in EVENTS if (status, e) in _TABLE)
+        assert set(LIFECYCLE.next_statuses(status)) == {
+            dest for (source, _), dest in _TABLE.items() if source is status
+        }
+
+
+def test_the_event_between_two_statuses_is_the_one_that_moves_there() -> None:
+    pairs = {(source, dest): event for (source, event), dest in _TABLE.items()}
+    for source in S:
+        for dest in S:
+            assert LIFECYCLE.event_between(source, dest) == pairs.get((source, dest))
+
+
+def test_shortest_paths_walk_legal_moves_and_stop_where_asked() -> None:
+    assert LIFECYCLE.shortest_path(S.ERROR, S.NO_CONSENT) == ("retry", "deny_consent")
+    assert LIFECYCLE.shortest_path(S.ERROR, S.ERROR) == ()
+    assert LIFECYCLE.shortest_path(S.TO_BE_BUILT, S.WAITING_FOR_END) is None
+
+
+def test_a_lifecycle_of_its_own_answers_for_its_own_rules() -> None:
+    shorter = Lifecycle(
+        tuple(rule for rule in LIFECYCLE.rules if rule.event != "retry"),
+        LIFECYCLE.initial,
+        LIFECYCLE.final,
+    )
+    assert shorter.allowed(S.ERROR) == ()
+    assert shorter.rule(S.ERROR, "retry") is None
+    assert LIFECYCLE.allowed(S.ERROR) == ("retry",)
+    assert shorter == Lifecycle(shorter.rules, shorter.initial, shorter.final)
+
+
+def test_only_find_no_files_waits_for_the_file_delay() -> None:
+    assert LIFECYCLE.guarded_by(FILE_DELAY_GUARD) == {"find_no_files"}
+    assert LIFECYCLE.guarded_by("no_such_guard") == frozenset()
+
+
+def test_the_file_delay_has_passed_from_the_exact_instant() -> None:
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    assert file_delay_elapsed(end, end + FILE_DELAY, FILE_DELAY)
+    assert not file_delay_elapsed(end, end + FILE_DELAY - timedelta(microseconds=1), FILE_DELAY)

@@ -6,8 +6,6 @@ what is not. See :mod:`nexuslims_lifecycle.rules` for the lifecycle itself.
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 from nexuslims_lifecycle.enums import EventType, ExternalSystem, RecordStatus
 from nexuslims_lifecycle.errors import (
     EmptySelection,
@@ -27,6 +25,7 @@ from nexuslims_lifecycle.errors import (
     UnknownInstrument,
     UnknownSession,
     UnknownStatus,
+    UnusableDatabase,
 )
 from nexuslims_lifecycle.legality import (
     allowed_events,
@@ -41,7 +40,8 @@ from nexuslims_lifecycle.legality import (
 from nexuslims_lifecycle.machine import Session, add_listener, remove_listener
 from nexuslims_lifecycle.rules import EVENTS, LIFECYCLE
 
-__version__ = version("nexuslims-lifecycle")
+__version__ = "0.1.0"
+"""This release's version; the packaging metadata reads it from here."""
 
 __all__ = [
     "EVENTS",
@@ -67,6 +67,7 @@ __all__ = [
     "UnknownInstrument",
     "UnknownSession",
     "UnknownStatus",
+    "UnusableDatabase",
     "__version__",
     "add_listener",
     "allowed_events",

@@ -15,9 +15,11 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Final, Literal
 
 from nexuslims_lifecycle.enums import RecordStatus
@@ -27,12 +29,14 @@ __all__ = [
     "ACTORS",
     "EVENTS",
     "FILE_DELAY",
+    "FILE_DELAY_GUARD",
     "LIFECYCLE",
     "START_EVENT",
     "Actor",
     "EventName",
     "Lifecycle",
     "Rule",
+    "file_delay_elapsed",
     "parse_event",
     "parse_status",
     "validate",
@@ -96,6 +100,11 @@ class Rule:
 class Lifecycle:
     """A whole lifecycle: its rules, its initial status and its final statuses.
 
+    Its lookup tables (the move of each (status, event), the events allowed from
+    each status, the event between two statuses) are computed once, when it is
+    made, and answered by its methods: the machine, :mod:`~nexuslims_lifecycle.legality`,
+    the diagrams, the store and the command line all ask the lifecycle they follow.
+
     Parameters
     ----------
     rules
@@ -104,16 +113,196 @@ class Lifecycle:
         The status every session starts in.
     final
         The statuses where the builder is done: only an operator moves a session on.
+
+    Examples
+    --------
+    >>> LIFECYCLE.allowed(RecordStatus.ERROR)
+    ('retry',)
+    >>> LIFECYCLE.rule(RecordStatus.TO_BE_BUILT, "fail").dest.value
+    'ERROR'
+    >>> LIFECYCLE.event_between(RecordStatus.COMPLETED, RecordStatus.TO_BE_BUILT)
+    'reprocess'
     """
 
     rules: tuple[Rule, ...]
     initial: RecordStatus
     final: frozenset[RecordStatus]
+    _moves: Mapping[tuple[RecordStatus, str], Rule] = field(init=False, repr=False, compare=False)
+    _allowed: Mapping[RecordStatus, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _between: Mapping[tuple[RecordStatus, RecordStatus], str] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        """Compute the lookup tables once (the first rule wins a duplicate (status, event))."""
+        moves: dict[tuple[RecordStatus, str], Rule] = {}
+        for rule in self.rules:
+            for source in rule.sources:
+                moves.setdefault((source, rule.event), rule)
+        allowed = {
+            status: tuple(event for (source, event) in moves if source is status)
+            for status in RecordStatus
+        }
+        between: dict[tuple[RecordStatus, RecordStatus], str] = {}
+        for (source, event), rule in moves.items():
+            between.setdefault((source, rule.dest), event)
+        object.__setattr__(self, "_moves", MappingProxyType(moves))
+        object.__setattr__(self, "_allowed", MappingProxyType(allowed))
+        object.__setattr__(self, "_between", MappingProxyType(between))
 
     @property
     def events(self) -> tuple[str, ...]:
         """Return the event names in the order they first appear in the rules."""
         return tuple(dict.fromkeys(rule.event for rule in self.rules))
+
+    @property
+    def moves(self) -> Mapping[tuple[RecordStatus, str], Rule]:
+        """Return every legal (source, event) and the rule that moves it, in table order."""
+        return self._moves
+
+    def rule(self, status: RecordStatus, event: str) -> Rule | None:
+        """Return the rule ``event`` follows from ``status``, or None when it is illegal.
+
+        Parameters
+        ----------
+        status
+            The status to move from.
+        event
+            The event to fire.
+
+        Returns
+        -------
+        Rule or None
+            The rule (its ``dest``, ``by`` and ``guard``), or None.
+        """
+        return self._moves.get((status, event))
+
+    def allowed(self, status: RecordStatus) -> tuple[str, ...]:
+        """Return the events legal from ``status``, in table order (guards aside).
+
+        Parameters
+        ----------
+        status
+            The status to ask about.
+
+        Returns
+        -------
+        tuple[str, ...]
+            Event names; empty when no event leaves ``status``.
+        """
+        return self._allowed[status]
+
+    def next_statuses(self, status: RecordStatus) -> tuple[RecordStatus, ...]:
+        """Return the statuses one legal event leads to from ``status``, without repeats.
+
+        Parameters
+        ----------
+        status
+            The status to ask about.
+
+        Returns
+        -------
+        tuple[RecordStatus, ...]
+            Destinations in table order.
+        """
+        return tuple(dict.fromkeys(self._moves[status, e].dest for e in self._allowed[status]))
+
+    def event_between(self, source: RecordStatus, dest: RecordStatus) -> str | None:
+        """Return the event that moves ``source`` to ``dest``, or None when none does.
+
+        Parameters
+        ----------
+        source, dest
+            The two statuses.
+
+        Returns
+        -------
+        str or None
+            The event name (one per pair in a valid lifecycle), or None.
+        """
+        return self._between.get((source, dest))
+
+    def shortest_path(self, source: RecordStatus, dest: RecordStatus) -> tuple[str, ...] | None:
+        """Return the fewest events that lead from ``source`` to ``dest``.
+
+        Ties are broken by table order, so the answer is the same on every run.
+
+        Parameters
+        ----------
+        source, dest
+            The two statuses.
+
+        Returns
+        -------
+        tuple[str, ...] or None
+            The events in order (empty when ``source is dest``), or None when no
+            legal history leads there.
+        """
+        paths: dict[RecordStatus, tuple[str, ...]] = {source: ()}
+        queue = deque([source])
+        while queue:
+            here = queue.popleft()
+            if here is dest:
+                return paths[here]
+            for event in self._allowed[here]:
+                there = self._moves[here, event].dest
+                if there not in paths:
+                    paths[there] = (*paths[here], event)
+                    queue.append(there)
+        return None
+
+    def guarded_by(self, guard: str) -> frozenset[str]:
+        """Return the events whose rules carry the guard named ``guard``.
+
+        Parameters
+        ----------
+        guard
+            A guard name, e.g. :data:`FILE_DELAY_GUARD`.
+
+        Returns
+        -------
+        frozenset[str]
+            Event names; empty when no rule names that guard.
+        """
+        return frozenset(rule.event for rule in self.rules if rule.guard == guard)
+
+
+FILE_DELAY_GUARD: Final = "file_delay_elapsed"
+"""The guard of a move that must wait for the file delay after the session ended.
+
+It is ``find_no_files``'s in :data:`LIFECYCLE`: the name of the
+:class:`~nexuslims_lifecycle.machine.Session` method that checks it, and the one name
+the store, the audit and the test kit look for in :attr:`Rule.guard`."""
+
+
+def file_delay_elapsed(ended_at: datetime, now: datetime, delay: timedelta) -> bool:
+    """Return whether ``delay`` has passed between ``ended_at`` and ``now``.
+
+    The one test of the :data:`FILE_DELAY_GUARD`, used by the session, the store, the
+    audit and the test kit alike.
+
+    Parameters
+    ----------
+    ended_at
+        When the session ended (timezone-aware).
+    now
+        The time to judge at (timezone-aware).
+    delay
+        The file delay.
+
+    Returns
+    -------
+    bool
+        True when ``now - ended_at >= delay``.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> end = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> file_delay_elapsed(end, end + FILE_DELAY, FILE_DELAY)
+    True
+    """
+    return now - ended_at >= delay
 
 
 LIFECYCLE: Final = Lifecycle(
@@ -159,7 +348,7 @@ LIFECYCLE: Final = Lifecycle(
             _S.NO_FILES_FOUND,
             "no files found and the file delay has elapsed since the session ended",
             by="builder",
-            guard="file_delay_elapsed",
+            guard=FILE_DELAY_GUARD,
         ),
         Rule(
             "deny_consent",

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
-from nexuslims_lifecycle.errors import StoreError, UnusableDatabase
+from nexuslims_lifecycle.errors import MissingExtra, StoreError, UnusableDatabase
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -33,6 +33,9 @@ __all__ = [
     "to_url",
     "use_wal",
 ]
+
+_POSTGRES_DRIVERS: Final = frozenset({"psycopg", "psycopg2"})
+"""The drivers SQLAlchemy imports for a PostgreSQL URL, only when one is used."""
 
 BUSY_TIMEOUT: Final = 60.0
 """Seconds a SQLite writer waits for the write lock before giving up."""
@@ -119,7 +122,12 @@ def create_engine(url: URL) -> Engine:
             ("idle_in_transaction_session_timeout", IDLE_TIMEOUT),
         )
     )
-    return sa.create_engine(url, connect_args={"options": options})
+    try:
+        return sa.create_engine(url, connect_args={"options": options})
+    except ImportError as error:
+        if error.name not in _POSTGRES_DRIVERS:
+            raise
+        raise MissingExtra(error.name, "sql", "a PostgreSQL session log") from error
 
 
 def _sqlite_engine(url: URL) -> Engine:
