@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,22 @@ def built_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _nexuslims_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts from NexusLIMS's defaults, whatever the developer's shell sets."""
     monkeypatch.delenv("NX_FILE_DELAY_DAYS", raising=False)
+
+
+@pytest.fixture
+def denver_local_time() -> Iterator[None]:
+    """The process's local time zone is America/Denver (-07:00 in winter), then as before.
+
+    For the stored-time rule: a timestamp without an offset is read as local time.
+    """
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "America/Denver"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = previous
+        time.tzset()

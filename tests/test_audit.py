@@ -420,14 +420,19 @@ class TestSessionsBeingBuilt:
         assert report.counts == {"stalled-build": 1}
         assert report.findings[0].row_ids == (3, 4)
 
-    def test_a_naive_timestamp_is_read_as_utc(self, tmp_path: Path) -> None:
-        """The one rule for offset-less (legacy) timestamps: they are UTC."""
-        rows = [*harvested("s"), ("s", "2026-11-28T09:00:00", "RECORD_GENERATION", _W)]
+    @pytest.mark.usefixtures("denver_local_time")
+    def test_a_naive_timestamp_is_read_as_local_time(self, tmp_path: Path) -> None:
+        """The one rule for offset-less (legacy) timestamps: local time, as the store reads them.
+
+        02:00 in Denver (-07:00) is 09:00 UTC, three hours before NOW (read as UTC it
+        would be ten).
+        """
+        rows = [*harvested("s"), ("s", "2026-11-28T02:00:00", "RECORD_GENERATION", _W)]
         path = our_database(tmp_path / "b.db", rows, entries("s"))
         assert audit(path, now=NOW, stalled_after=timedelta(hours=3, minutes=1)).clean
         report = audit(path, now=NOW, stalled_after=timedelta(hours=2, minutes=59))
         assert report.counts == {"stalled-build": 1}
-        assert "since 2026-11-28T09:00:00+00:00: 3.0 hours old" in report.findings[0].message
+        assert "since 2026-11-28T02:00:00-07:00: 3.0 hours old" in report.findings[0].message
 
     @pytest.mark.parametrize(
         ("others", "code"),

@@ -13,13 +13,20 @@ from nexuslims_lifecycle.cli._common import (
     EVENT,
     STATUS,
     LooseChoice,
+    convert,
     emit_json,
     exits_cleanly,
     json_option,
     write_atomically,
 )
 from nexuslims_lifecycle.enums import RecordStatus as S
-from nexuslims_lifecycle.errors import IllegalTransition, LifecycleError, UnknownEvent
+from nexuslims_lifecycle.errors import (
+    IllegalTransition,
+    LifecycleError,
+    MissingExtra,
+    TransitionConflict,
+    UnknownEvent,
+)
 
 COLOURS = LooseChoice(["Red", "dark_blue"], "colour")
 
@@ -78,14 +85,63 @@ def failing(error: Exception) -> click.Command:
 def test_exits_cleanly_turns_bad_input_into_exit_2() -> None:
     result = CliRunner().invoke(failing(UnknownEvent("fial", ["fail"])), [])
     assert result.exit_code == 2
-    assert "Error: unknown lifecycle event 'fial'" in result.stderr
+    assert result.stderr.startswith("error: unknown lifecycle event 'fial'")
     assert "Traceback" not in result.output
 
 
 def test_exits_cleanly_turns_other_library_errors_into_exit_1() -> None:
     result = CliRunner().invoke(failing(IllegalTransition("COMPLETED", "retry", ())), [])
     assert result.exit_code == 1
-    assert result.stderr == ("Error: cannot 'retry' from COMPLETED: no event leaves COMPLETED\n")
+    assert result.stderr == "error: cannot 'retry' from COMPLETED: no event leaves COMPLETED\n"
+
+
+def test_exits_cleanly_turns_a_conflict_into_exit_3() -> None:
+    conflict = TransitionConflict("s", "end", expected="WAITING_FOR_END", current="TO_BE_BUILT")
+    result = CliRunner().invoke(failing(conflict), [])
+    assert result.exit_code == 3
+    assert result.stderr.startswith("conflict: ")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MissingExtra("sqlalchemy", "sql", "the session log store"),
+        ModuleNotFoundError("No module named 'sqlalchemy'", name="sqlalchemy"),
+        ModuleNotFoundError("No module named 'psycopg'", name="psycopg"),
+    ],
+)
+def test_the_missing_sql_extra_is_named_with_exit_1(error: ImportError) -> None:
+    result = CliRunner().invoke(failing(error), [])
+    assert result.exit_code == 1
+    assert "pip install 'nexuslims-lifecycle[sql]'" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ModuleNotFoundError("No module named 'numpy'", name="numpy"),
+        ImportError("cannot import name 'gone' from 'nexuslims_lifecycle.store'"),
+    ],
+)
+def test_an_unrelated_import_error_propagates(error: ImportError) -> None:
+    """Only the sql extra is dressed as a message: any other ImportError is a bug, shown."""
+    result = CliRunner().invoke(failing(error), [])
+    assert result.exception is error
+
+
+def test_convert_reads_a_positional_value_like_an_option_and_hints_its_name() -> None:
+    @click.command()
+    @click.argument("typed")
+    def cmd(typed: str) -> None:
+        click.echo(convert(EVENT, typed, "EVENT"))
+
+    assert CliRunner().invoke(cmd, ["Find-No-Files"]).output == "find_no_files\n"
+    result = CliRunner().invoke(cmd, ["compelte"])
+    assert result.exit_code == 2
+    assert "Invalid value for EVENT: unknown lifecycle event 'compelte'" in result.stderr
+    assert "did you mean 'complete'?" in result.stderr
 
 
 def test_exits_cleanly_lets_bugs_through() -> None:

@@ -151,7 +151,7 @@ def test_each_status_moves_by_its_operator_move_and_every_row_follows(tmp_path, 
     path = create(tmp_path / "n.db", built("s", C, status, attempts=2))
     with SessionLogStore(path) as store:
         report = store.reprocess(sessions=["s"], actor="maintainer")
-        assert report.moved == (ReprocessMove("s", C.isoformat(), S(status), event, S.TO_BE_BUILT),)
+        assert report.moved == (ReprocessMove("s", C, S(status), event, S.TO_BE_BUILT),)
         assert rows(path, "s") == [
             ("START", "TO_BE_BUILT"),
             ("END", "TO_BE_BUILT"),
@@ -274,7 +274,7 @@ def test_a_session_not_ended_is_skipped(tmp_path):
     assert report.skipped == (
         ReprocessSkip(
             "open",
-            C.isoformat(),
+            C,
             S.WAITING_FOR_END,
             "not-ended",
             REPROCESS_SKIP_REASONS["not-ended"],
@@ -332,24 +332,26 @@ def test_a_status_filter_does_not_choose_a_session_whose_rows_disagree(tmp_path)
         assert moved_ids(store.reprocess(statuses=["COMPLETED"])) == ["done"]
 
 
-def test_a_start_time_that_cannot_be_placed_is_skipped_not_guessed(tmp_path):
-    """Without an offset, a START can be placed by a date but not against an instant."""
+@pytest.mark.usefixtures("denver_local_time")
+def test_a_start_without_offset_is_local_time_and_an_unreadable_one_is_skipped(tmp_path):
+    """A legacy START (no offset) is Denver wall-clock time; a garbled one is never guessed."""
     legacy = [
-        ("naive", "2024-01-15T10:00:00", "START", "ERROR", "ada"),
+        ("naive", "2024-01-15T10:00:00", "START", "ERROR", "ada"),  # 17:00 UTC
         ("naive", "2024-01-15T11:00:00", "END", "ERROR", "ada"),
     ]
     garbled = [("garbled", "15/01/2024 10:00", "START", "ERROR", "ada")]
     path = create(tmp_path / "n.db", legacy, garbled, built("c", C, "ERROR"))
     with SessionLogStore(path) as store:
-        instant = store.reprocess(started_from="2024-01-01T00:00+00:00", dry_run=True)
-        assert moved_ids(instant) == ["c"]
-        assert skips(instant) == [
-            ("naive", "start-time-unknown"),
-            ("garbled", "start-time-unknown"),
-        ]
+        by_instant = store.reprocess(started_from="2024-01-15T17:00+00:00", dry_run=True)
+        assert moved_ids(by_instant) == ["naive", "c"]  # c: 10:00-07:00, the same instant
+        assert by_instant.moved[0].started_at == datetime(2024, 1, 15, 17, tzinfo=UTC)
+        assert skips(by_instant) == [("garbled", "start-time-unknown")]
+        later = store.reprocess(started_from="2024-01-15T17:01+00:00", dry_run=True)
+        assert moved_ids(later) == []
         by_date = store.reprocess(started_from="2024-01-15", dry_run=True)
         assert moved_ids(by_date) == ["naive", "c"]
         assert skips(by_date) == [("garbled", "start-time-unknown")]
+        assert by_date.skipped[0].started_at is None
         assert moved_ids(store.reprocess(sessions=["garbled"], dry_run=True)) == ["garbled"]
 
 
@@ -386,7 +388,7 @@ def test_a_dry_run_reports_the_moves_and_writes_nothing(store, january):
     report = store.reprocess(started_from="2024-01-01", started_to="2024-01-31", dry_run=True)
     assert report.dry_run is True
     assert report.moved == tuple(
-        ReprocessMove(sid, JANUARY[sid].isoformat(), S.COMPLETED, "reprocess", S.TO_BE_BUILT)
+        ReprocessMove(sid, JANUARY[sid], S.COMPLETED, "reprocess", S.TO_BE_BUILT)
         for sid in ("b", "c", "d")
     )
     assert dump(january) == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 from _snapshot import dump
@@ -42,11 +43,53 @@ def test_start_advance_and_status_print_the_status(runner, db):
 def test_history_json_lists_every_move_with_actor(runner, db):
     runner.invoke(main, ["advance", db, SID, "end", "--actor", "harvester"])
     done = runner.invoke(main, ["history", db, SID, "--json"])
-    entries = json.loads(done.output)
+    answer = json.loads(done.output)
+    assert list(answer) == ["session_identifier", "entries"]
+    assert answer["session_identifier"] == SID
+    entries = answer["entries"]
     assert [(e["seq"], e["from"], e["to"], e["event"], e["actor"]) for e in entries] == [
         (1, None, "WAITING_FOR_END", "start", "ada"),
         (2, "WAITING_FOR_END", "TO_BE_BUILT", "end", "harvester"),
     ]
+    assert [list(e) for e in entries] == [["seq", "from", "to", "event", "actor", "at"]] * 2
+    assert all(datetime.fromisoformat(e["at"]).utcoffset() is not None for e in entries)
+
+
+@pytest.mark.parametrize(
+    ("args", "answer"),
+    [
+        (["start", "{db}", "s2", "--instrument", "TEM"], {"event": "start"}),
+        (["advance", "{db}", SID, "End"], {"event": "end", "status": "TO_BE_BUILT"}),
+        (["status", "{db}", SID], {"status": "WAITING_FOR_END"}),
+    ],
+)
+def test_start_advance_and_status_answer_one_json_object(runner, db, args, answer):
+    done = runner.invoke(main, [*(arg.format(db=db) for arg in args), "--json"])
+    assert done.exit_code == 0, done.output
+    found = json.loads(done.output)
+    keys = ["session_identifier", *(["event"] if "event" in answer else []), "status"]
+    assert list(found) == keys
+    assert {key: found[key] for key in answer} == answer
+
+
+def test_init_and_guard_commands_answer_json(runner, sqlite_url):
+    done = runner.invoke(main, ["init", sqlite_url, "--no-guard", "--json"])
+    assert json.loads(done.output) == {"db": sqlite_url, "wal": False, "guard": False}
+    installed = json.loads(runner.invoke(main, ["guard", "install", sqlite_url, "--json"]).output)
+    assert list(installed) == ["db", "before", "version"]
+    assert installed["before"] == "absent"
+    status = json.loads(runner.invoke(main, ["guard", "status", sqlite_url, "--json"]).output)
+    assert datetime.fromisoformat(status["installed_at"]).utcoffset() is not None
+    removed = runner.invoke(main, ["guard", "remove", sqlite_url, "--json"])
+    assert json.loads(removed.output) == {"db": sqlite_url, "removed": True}
+
+
+def test_expected_and_status_are_read_as_every_command_reads_them(runner, db):
+    """The bug this pins: ``can waiting-for-end ...`` worked, ``--expected waiting-for-end`` not."""
+    done = runner.invoke(main, ["advance", db, SID, "END", "--expected", "waiting-for-end"])
+    assert (done.exit_code, done.output) == (0, "TO_BE_BUILT\n")
+    listed = runner.invoke(main, ["sessions", db, "--status", "To-Be-Built"])
+    assert listed.output.split()[0] == "TO_BE_BUILT"
 
 
 def test_history_for_people_shows_one_line_per_move(runner, db):
@@ -93,12 +136,11 @@ def test_a_conflict_exits_3_with_a_message_and_writes_nothing(runner, db):
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [
-        (["advance", "{db}", SID, "finish"], "error: unknown lifecycle event 'finish'", 2),
         (["status", "{db}", "nope"], "error: unknown session 'nope'", 2),
-        (["sessions", "{db}", "--status", "done"], "error: unknown record status 'DONE'", 2),
         (["advance", "{db}", SID, "complete"], "error: cannot 'complete' from WAITING_FOR_END", 1),
         (["start", "{db}", SID, "--instrument", "TEM"], "error: session '" + SID, 1),
-        (["status", "mysql://h/db", SID], "error: unsupported database 'mysql://h/db'", 1),
+        (["status", "mysql://h/db", SID], "error: cannot use database 'mysql://h/db'", 2),
+        (["status", "{db}x", SID], "error: cannot use database", 2),
     ],
 )
 def test_bad_input_exits_2_a_refusal_1_with_a_message_and_nothing_written(
@@ -108,6 +150,28 @@ def test_bad_input_exits_2_a_refusal_1_with_a_message_and_nothing_written(
     done = runner.invoke(main, [arg.format(db=db) for arg in args])
     assert done.exit_code == code
     assert done.output.startswith(message)
+    assert dump(db) == before
+
+
+TYPOS = [
+    (["advance", "{db}", SID, "compelte"], "EVENT: unknown lifecycle event 'compelte'", "complete"),
+    (
+        ["advance", "{db}", SID, "end", "--expected", "to-be-bilt"],
+        "'--expected': unknown record status 'to-be-bilt'",
+        "TO_BE_BUILT",
+    ),
+    (["sessions", "{db}", "--status", "eror"], "'--status': unknown record status 'eror'", "ERROR"),
+]
+
+
+@pytest.mark.parametrize(("args", "problem", "meant"), TYPOS)
+def test_a_typo_in_a_status_or_event_exits_2_with_did_you_mean(runner, db, args, problem, meant):
+    before = dump(db)
+    done = runner.invoke(main, [arg.format(db=db) for arg in args])
+    assert done.exit_code == 2
+    assert f"Invalid value for {problem}" in done.stderr
+    assert f"did you mean {meant!r}?" in done.stderr
+    assert done.stdout == ""
     assert dump(db) == before
 
 

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from _snapshot import dump
 
 from nexuslims_lifecycle.cli._demo_store import build, run_processes
-from nexuslims_lifecycle.errors import StoreError, TransitionConflict
+from nexuslims_lifecycle.enums import RecordStatus
+from nexuslims_lifecycle.errors import FileDelayNotElapsed, StoreError, TransitionConflict
 from nexuslims_lifecycle.store import SessionLogStore, _moves
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -38,12 +39,28 @@ def test_a_taken_history_sequence_number_is_a_conflict_that_writes_nothing(store
     assert dump(sqlite_url) == before
 
 
-def test_an_end_timestamp_without_offset_is_a_clear_error_for_the_file_delay(store, sqlite_url):
+@pytest.mark.usefixtures("denver_local_time")
+def test_an_end_timestamp_without_offset_is_local_time_for_the_file_delay(store):
+    """Legacy NexusLIMS rows carry local wall-clock time: 09:30 in Denver is 16:30 UTC."""
     store.advance("s", "end", at=T0)
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE session_log SET timestamp = '2026-03-02 09:30:00'")
+        conn.exec_driver_sql(
+            "UPDATE session_log SET timestamp = '2026-03-02 09:30:00' WHERE event_type = 'END'"
+        )
+    ready = datetime(2026, 3, 4, 16, 30, tzinfo=UTC)  # END (16:30Z) + the 2-day delay
+    with pytest.raises(FileDelayNotElapsed) as refused:
+        store.advance("s", "find_no_files", now=ready - timedelta(minutes=1))
+    assert refused.value.ended_at == datetime(2026, 3, 2, 16, 30, tzinfo=UTC)
+    assert refused.value.ended_at.utcoffset() == timedelta(hours=-7)
+    assert store.advance("s", "find_no_files", now=ready) is RecordStatus.NO_FILES_FOUND
+
+
+def test_an_unreadable_end_timestamp_is_a_clear_error_for_the_file_delay(store, sqlite_url):
+    store.advance("s", "end", at=T0)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE session_log SET timestamp = 'end of day'")
     before = dump(sqlite_url)
-    with pytest.raises(StoreError, match=r"END timestamp '2026-03-02 09:30:00', which is not"):
+    with pytest.raises(StoreError, match=r"END timestamp 'end of day', which is not an ISO-8601"):
         store.advance("s", "find_no_files", now=T0 + timedelta(days=3))
     assert dump(sqlite_url) == before
 

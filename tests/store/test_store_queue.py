@@ -41,7 +41,8 @@ def test_claims_hand_out_each_waiting_session_once_oldest_first(store):
     claims = [store.claim_next(f"w{n}", lease=LEASE, now=T0) for n in range(4)]
     assert [c.session_identifier if c else None for c in claims] == ["s0", "s1", "s2", None]
     assert claims[0].worker == "w0"
-    assert claims[0].expires_at == "2026-03-02T09:40:00.000000+00:00"
+    assert claims[0].claimed_at.isoformat() == "2026-03-02T09:30:00+00:00"
+    assert claims[0].expires_at.isoformat() == "2026-03-02T09:40:00+00:00"
 
 
 def test_a_claim_writes_the_build_row_nexuslims_writes_so_the_session_is_being_built(store, db_url):

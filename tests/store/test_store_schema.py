@@ -269,7 +269,7 @@ def test_reading_a_missing_file_creates_nothing_and_says_what_to_do(tmp_path):
             lambda: store.advance("s", "end"),
             lambda: store.claim_next("w", lease=60),
         ):
-            with pytest.raises(StoreError, match=r"typo.sqlite does not exist: check the path"):
+            with pytest.raises(StoreError, match=r"typo.sqlite': the file does not exist"):
                 read()
     assert not path.exists()
 

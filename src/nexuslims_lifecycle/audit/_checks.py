@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
+from nexuslims_lifecycle._timestamps import as_aware, read_stored
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.legality import next_statuses
 from nexuslims_lifecycle.rules import LIFECYCLE
@@ -233,14 +234,12 @@ def finding(code: str, sid: str, rows: Sequence[int], message: str) -> Finding:
 
 
 def parse_time(value: object) -> datetime | None:
-    """Parse an ISO-8601 timestamp; naive ones are taken as UTC; None if unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    """Parse a stored timestamp by the rule the store follows too; None if unreadable.
+
+    A timestamp without an offset (older NexusLIMS) is the reading process's local
+    time; see ``nexuslims_lifecycle._timestamps``.
+    """
+    return read_stored(value)
 
 
 def span(length: timedelta) -> str:
@@ -470,9 +469,10 @@ def _check_stalled(
 def too_early(decided: datetime | None, ended: datetime | None, delay: timedelta) -> bool:
     """Return whether a no-files decision came before the file delay had passed since the END.
 
-    Naive times are taken as UTC; an unknown time is not judged (False).
+    Naive times are local time (the stored-time rule); an unknown time is not judged
+    (False).
     """
-    decided, ended = as_utc(decided), as_utc(ended)
+    decided, ended = local_if_naive(decided), local_if_naive(ended)
     return decided is not None and ended is not None and decided < ended + delay
 
 
@@ -518,11 +518,9 @@ _DELAYED_STATUSES: Final = frozenset(
 )
 
 
-def as_utc(moment: datetime | None) -> datetime | None:
-    """Take a naive timestamp (older NexusLIMS wrote local time without offset) as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def local_if_naive(moment: datetime | None) -> datetime | None:
+    """Apply the stored-time rule to a parsed timestamp (naive: local time); keep None."""
+    return None if moment is None else as_aware(moment)
 
 
 def check_session(sid: str, rows: Sequence[RawRow], limits: Limits) -> SessionVerdict:
@@ -568,7 +566,7 @@ def check_session(sid: str, rows: Sequence[RawRow], limits: Limits) -> SessionVe
         else:
             return _full_session_check(sid, rows, limits)
     plain = status in _STATUSES and starts == 1 and ends == (0 if status == _WAITING else 1)
-    began, ended = as_utc(began), as_utc(ended)
+    began, ended = local_if_naive(began), local_if_naive(ended)
     if (
         not plain
         or (ended is not None and began is not None and ended < began)

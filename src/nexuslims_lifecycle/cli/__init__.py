@@ -1,7 +1,10 @@
 """The ``nexuslims-lifecycle`` command line.
 
-Every command prints for people by default; query commands take ``--json`` for
-scripts. Bad input ends with a clear message and a non-zero exit, never a traceback.
+Every command prints for people by default and takes ``--json`` for scripts (but
+``demo``, a show for people). Statuses and events are read the same way everywhere
+(any case, ``-`` for ``_``, "did you mean"), and every command exits the same way:
+0 yes/done, 1 no (or findings, or a refusal), 2 bad input, 3 conflict; never a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from rich.console import Console
 
 from nexuslims_lifecycle import __version__
 from nexuslims_lifecycle.cli._audit import audit_command
+from nexuslims_lifecycle.cli._common import exits_cleanly
 
 if TYPE_CHECKING:
     from nexuslims_lifecycle.store import SessionLogStore
@@ -38,6 +42,7 @@ def main() -> None:
     help="The SQLite file to recreate.",
 )
 @click.option("--builders", type=click.IntRange(1, 16), default=3, show_default=True)
+@exits_cleanly
 def demo(in_memory: bool, db: str, builders: int) -> None:
     """Drive twenty NEMO sessions through a SQLite session log with builder processes."""
     if in_memory:

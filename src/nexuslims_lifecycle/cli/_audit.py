@@ -20,8 +20,14 @@ from nexuslims_lifecycle.audit import (
     audit,
     count_rows,
 )
-from nexuslims_lifecycle.cli._common import emit_json, make_console
-from nexuslims_lifecycle.errors import InvalidConfiguration, MissingExtra, UnusableDatabase
+from nexuslims_lifecycle.cli._common import (
+    EXIT_NO,
+    LooseChoice,
+    emit_json,
+    exits_cleanly,
+    json_option,
+    make_console,
+)
 
 _UNITS: Final = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 _DURATION: Final = re.compile(r"(\d+)([wdhms])")
@@ -138,7 +144,7 @@ def _run_with_progress(
 
 @click.command("audit")
 @click.argument("db", envvar=["NEXUSLIMS_LIFECYCLE_DB", "NX_DB_PATH"])
-@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON report instead.")
+@json_option
 @click.option(
     "--stuck-after",
     type=_Duration(),
@@ -155,11 +161,12 @@ def _run_with_progress(
 )
 @click.option(
     "--fail-on",
-    type=click.Choice(["error", "warning"]),
+    type=LooseChoice(("error", "warning"), "severity"),
     default="error",
     show_default=True,
     help="Exit 1 when a finding of this severity or worse is found.",
 )
+@exits_cleanly
 def audit_command(
     db: str, as_json: bool, stuck_after: timedelta, stalled_after: timedelta, fail_on: str
 ) -> None:
@@ -170,25 +177,16 @@ def audit_command(
     the database or the configuration cannot be used.
     """
     out, err = make_console(), Console(stderr=True)
-    try:
-        if as_json or not err.is_terminal:
-            report = audit(db, stuck_after=stuck_after, stalled_after=stalled_after)
-        else:
-            report = _run_with_progress(
-                db, err, stuck_after=stuck_after, stalled_after=stalled_after
-            )
-    except (UnusableDatabase, InvalidConfiguration) as error:
-        click.echo(f"error: {error}", err=True)
-        raise SystemExit(2) from None
-    except MissingExtra as error:
-        click.echo(f"error: {error}", err=True)
-        raise SystemExit(1) from None
+    if as_json or not err.is_terminal:
+        report = audit(db, stuck_after=stuck_after, stalled_after=stalled_after)
+    else:
+        report = _run_with_progress(db, err, stuck_after=stuck_after, stalled_after=stalled_after)
     if as_json:
         emit_json(report.as_json())
     else:
         show_report(report, out)
     if report.reaches(fail_on):  # type: ignore[arg-type]
-        raise SystemExit(1)
+        raise SystemExit(EXIT_NO)
 
 
 __all__ = ["DEFAULT_STUCK_AFTER", "audit_command", "parse_duration", "show_report"]

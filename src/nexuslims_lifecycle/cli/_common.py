@@ -2,10 +2,13 @@
 
 - :class:`LooseChoice` matches a choice whatever its case (and ``-`` for ``_``) and
   answers a typo with "did you mean ..." (exit 2); :data:`STATUS` and :data:`EVENT`
-  are the two the lifecycle needs.
+  are the two the lifecycle needs, used by every command that takes a status or an
+  event (options and positional values alike, see :func:`convert`).
 - :func:`json_option` adds the ``--json`` flag; :func:`emit_json` prints one object.
-- :func:`exits_cleanly` turns library errors into a message and an exit status
-  (2 for bad input, 1 otherwise), never a traceback.
+- :func:`exits_cleanly` (and :func:`library_errors`) turn library errors into a
+  message and one exit status for every command: :data:`EXIT_NO` (1),
+  :data:`EXIT_BAD_INPUT` (2), :data:`EXIT_CONFLICT` (3); never a traceback.
+- :func:`open_store` opens the session log, importing the ``sql`` extra lazily.
 - :func:`write_atomically` writes a file whole or not at all.
 """
 
@@ -16,9 +19,10 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
@@ -26,31 +30,58 @@ from rich.console import Console
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import (
+    EmptySelection,
     InvalidArgument,
     InvalidConfiguration,
     LifecycleError,
+    MissingExtra,
+    TransitionConflict,
     UnknownEvent,
     UnknownFormat,
     UnknownInstrument,
     UnknownSession,
     UnknownStatus,
+    UnusableDatabase,
 )
 from nexuslims_lifecycle.rules import EVENTS
 
+if TYPE_CHECKING:
+    from nexuslims_lifecycle.store import SessionLogStore
+
 __all__ = [
+    "BAD_INPUT",
     "EVENT",
+    "EXIT_BAD_INPUT",
+    "EXIT_CONFLICT",
+    "EXIT_NO",
     "STATUS",
+    "BadInput",
+    "CommandError",
+    "Conflict",
     "LooseChoice",
     "StatusType",
+    "convert",
     "emit_json",
     "exits_cleanly",
     "json_option",
+    "library_errors",
     "make_console",
+    "open_store",
     "write_atomically",
 ]
 
+EXIT_NO: Final = 1
+"""A "no": an illegal move, findings, a refusal, or work that could not be done."""
+EXIT_BAD_INPUT: Final = 2
+"""Bad input: nothing was done (click's own usage errors exit 2 too)."""
+EXIT_CONFLICT: Final = 3
+"""Another writer moved the session since it was read: read again and retry."""
+
+_SQL_EXTRA_MODULES: Final = frozenset({"sqlalchemy", "psycopg", "psycopg_binary", "psycopg_c"})
+
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any] | click.Command)
 
 BAD_INPUT: Final = (
     UnknownStatus,
@@ -60,9 +91,12 @@ BAD_INPUT: Final = (
     UnknownSession,
     InvalidArgument,
     InvalidConfiguration,
+    UnusableDatabase,
+    EmptySelection,
 )
 """Library errors that mean the input was wrong: a name, a value, a setting such as
-``NX_FILE_DELAY_DAYS`` (exit 2, like click's own usage errors)."""
+``NX_FILE_DELAY_DAYS``, a database that cannot be used, a selection of nothing (exit 2,
+like click's own usage errors)."""
 
 
 def _key(text: str) -> str:
@@ -133,7 +167,7 @@ EVENT: Final = LooseChoice(EVENTS, "lifecycle event")
 """Parameter type for a lifecycle event name (case-insensitive, "did you mean")."""
 
 
-def json_option(func: Callable[P, R]) -> Callable[P, R]:
+def json_option(func: F) -> F:
     """Add ``--json`` (passed as ``as_json``) to a command."""
     return click.option(
         "--json",
@@ -153,24 +187,110 @@ def make_console() -> Console:
     return Console(highlight=False)
 
 
-def exits_cleanly(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn library errors raised by a command into a message and a non-zero exit.
+class CommandError(click.ClickException):
+    """A library error as a command ends with it: ``error: ...`` on stderr, exit 1.
 
-    Bad input (:data:`BAD_INPUT`) exits 2, like click's usage errors; any other
-    :class:`~nexuslims_lifecycle.errors.LifecycleError` exits 1.
+    :class:`BadInput` (exit 2) and :class:`Conflict` (exit 3) are the other two.
+
+    Parameters
+    ----------
+    message
+        What went wrong and what to do.
     """
+
+    exit_code = EXIT_NO
+    prefix = "error"
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``prefix: message`` on stderr (or ``file``), without click's usage line."""
+        click.echo(f"{self.prefix}: {self.format_message()}", file=file, err=file is None)
+
+
+class BadInput(CommandError):
+    """Bad input that only the library could see (an unknown session...): exit 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class Conflict(CommandError):
+    """Another writer moved the session first: ``conflict: ...``, exit 3."""
+
+    exit_code = EXIT_CONFLICT
+    prefix = "conflict"
+
+
+def is_missing_sql_extra(error: ImportError) -> bool:
+    """Return whether ``error`` says the ``sql`` extra is not installed (and nothing else)."""
+    if isinstance(error, MissingExtra):
+        return True
+    return (error.name or "").partition(".")[0] in _SQL_EXTRA_MODULES
+
+
+@contextmanager
+def library_errors() -> Iterator[None]:
+    """Turn the library's errors raised inside into :class:`CommandError`.
+
+    A conflict exits 3, bad input (:data:`BAD_INPUT`) 2, any other
+    :class:`~nexuslims_lifecycle.errors.LifecycleError` (a refusal, a missing extra, a
+    database that could not be written) 1. An :class:`ImportError` becomes the ``sql``
+    extra's message only when it is about that extra; any other one propagates.
+    """
+    try:
+        yield
+    except TransitionConflict as error:
+        raise Conflict(str(error)) from error
+    except BAD_INPUT as error:
+        raise BadInput(str(error)) from error
+    except LifecycleError as error:
+        raise CommandError(str(error)) from error
+    except ImportError as error:
+        if not is_missing_sql_extra(error):
+            raise
+        missing = MissingExtra(error.name or "sqlalchemy", "sql", "the session log store")
+        raise CommandError(str(missing)) from error
+
+
+def exits_cleanly(func: Callable[P, R]) -> Callable[P, R]:
+    """Run a command inside :func:`library_errors`: a message and an exit status, no traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with library_errors():
             return func(*args, **kwargs)
-        except BAD_INPUT as error:
-            ctx = click.get_current_context(silent=True)
-            raise click.UsageError(str(error), ctx) from error
-        except LifecycleError as error:
-            raise click.ClickException(str(error)) from error
 
     return wrapper
+
+
+@contextmanager
+def open_store(db: str) -> Iterator[SessionLogStore]:
+    """Open the session log at ``db`` (a path or URL), importing the ``sql`` extra only now.
+
+    Use inside :func:`library_errors` (or a command under :func:`exits_cleanly`), which
+    turns a missing extra into its message.
+    """
+    from nexuslims_lifecycle.store import SessionLogStore  # noqa: PLC0415 - the sql extra
+
+    with SessionLogStore(db) as store:
+        yield store
+
+
+def convert(kind: LooseChoice, value: str, hint: str) -> Any:
+    """Convert a positional ``value`` read by hand as click would (exit 2 and a hint if bad).
+
+    Parameters
+    ----------
+    kind
+        :data:`STATUS`, :data:`EVENT` or another :class:`LooseChoice`.
+    value
+        What was typed.
+    hint
+        The argument's name for the message (``EVENT``).
+    """
+    ctx = click.get_current_context(silent=True)
+    try:
+        return kind.convert(value, None, ctx)
+    except click.BadParameter as error:
+        raise click.BadParameter(error.message, ctx, param_hint=hint) from None
 
 
 def _mode_for(path: Path) -> int:

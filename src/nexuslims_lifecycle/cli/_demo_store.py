@@ -159,7 +159,7 @@ def _history_table(store: SessionLogStore, sid: str) -> Table:
     for column in ("seq", "at (UTC)", "event", "status after", "actor"):
         table.add_column(column, no_wrap=True)
     for entry in store.history(sid):
-        at = datetime.fromisoformat(entry.at).astimezone(UTC)
+        at = entry.at.astimezone(UTC)
         table.add_row(
             str(entry.seq),
             at.strftime("%m-%d %H:%M"),

@@ -20,6 +20,7 @@ from rich.markup import escape
 from nexuslims_lifecycle import legality
 from nexuslims_lifecycle.cli._common import (
     EVENT,
+    EXIT_NO,
     STATUS,
     LooseChoice,
     emit_json,
@@ -133,6 +134,7 @@ def diagram(fmt: str, output: Path | None, highlight: RecordStatus | None, as_js
 @click.argument("dest", metavar="TO", type=STATUS)
 @json_option
 @click.pass_context
+@exits_cleanly
 def can(ctx: click.Context, source: RecordStatus, dest: RecordStatus, as_json: bool) -> None:
     """Say whether one event moves a session from FROM to TO.
 
@@ -156,7 +158,7 @@ def can(ctx: click.Context, source: RecordStatus, dest: RecordStatus, as_json: b
         )
     else:
         _print_can(source, dest, events, moves, path)
-    ctx.exit(0 if events else 1)
+    ctx.exit(0 if events else EXIT_NO)
 
 
 def _print_can(
@@ -187,6 +189,7 @@ def _print_can(
 @click.command()
 @click.argument("status", type=STATUS)
 @json_option
+@exits_cleanly
 def explain(status: RecordStatus, as_json: bool) -> None:
     """Explain STATUS: meaning, moves out and in, shortest path there."""
     out, into = _moves_out(status), _ways_in(status)
@@ -252,6 +255,7 @@ def _print_moves(
 )
 @json_option
 @click.pass_context
+@exits_cleanly
 def replay(ctx: click.Context, events: tuple[str, ...], start: RecordStatus, as_json: bool) -> None:
     """Fire EVENT... in order and say where the session ends.
 
@@ -278,7 +282,7 @@ def replay(ctx: click.Context, events: tuple[str, ...], start: RecordStatus, as_
             click.echo(f"final status: {status.value}")
         else:
             click.echo(f"illegal step {len(steps) + 1} of {len(events)}: {failed}")
-    ctx.exit(0 if failed is None else 1)
+    ctx.exit(0 if failed is None else EXIT_NO)
 
 
 def _replay_json(

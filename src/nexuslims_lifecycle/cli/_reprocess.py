@@ -10,23 +10,27 @@ cannot be used), with nothing written.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Final
 
 import click
 from rich.table import Table
 
-from nexuslims_lifecycle.cli._common import STATUS, emit_json, json_option, make_console
-from nexuslims_lifecycle.cli._store import DB_ENV_VARS
-from nexuslims_lifecycle.errors import (
-    EmptySelection,
-    InvalidArgument,
-    LifecycleError,
-    UnknownSession,
-    UnknownStatus,
-    UnusableDatabase,
+from nexuslims_lifecycle.cli._common import (
+    EXIT_NO,
+    STATUS,
+    BadInput,
+    emit_json,
+    exits_cleanly,
+    json_option,
+    make_console,
+    open_store,
 )
+from nexuslims_lifecycle.cli._store import DB_ENV_VARS
+from nexuslims_lifecycle.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.console import Console
 
     from nexuslims_lifecycle.enums import RecordStatus
@@ -34,21 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = ["reprocess_command"]
 
-ALL_SKIPPED_EXIT: Final = 1
-BAD_INPUT_EXIT: Final = 2
 _OPTION_OF: Final = {
     "started_from": "--from",
     "started_to": "--to",
     "session_identifier": "--session",
     "actor": "--actor",
 }
-_BAD_INPUT: Final = (EmptySelection, UnknownSession, UnknownStatus, UnusableDatabase)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    """Print ``message`` on stderr and exit with ``code``."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _run(
@@ -60,11 +55,9 @@ def _run(
     dry_run: bool,
     actor: str,
 ) -> ReprocessReport:
-    """Reprocess in the store at ``db``; library errors become a message and an exit."""
+    """Reprocess in the store at ``db``; a bad argument is named by its option."""
     try:
-        from nexuslims_lifecycle.store import SessionLogStore  # noqa: PLC0415 - the sql extra
-
-        with SessionLogStore(db) as store:
+        with open_store(db) as store:
             return store.reprocess(
                 started_from=bounds[0],
                 started_to=bounds[1],
@@ -75,11 +68,13 @@ def _run(
             )
     except InvalidArgument as error:
         option = _OPTION_OF.get(error.name, error.name)
-        _fail(f"invalid {option} {error.value!r}: expected {error.expected}", BAD_INPUT_EXIT)
-    except _BAD_INPUT as error:
-        _fail(str(error), BAD_INPUT_EXIT)
-    except (LifecycleError, ImportError) as error:
-        _fail(str(error), 1)
+        msg = f"invalid {option} {error.value!r}: expected {error.expected}"
+        raise BadInput(msg) from error
+
+
+def _when(moment: datetime | None) -> str:
+    """Return a START time for a table cell: ISO 8601 with its offset, or "-"."""
+    return "-" if moment is None else moment.isoformat()
 
 
 def _status(value: RecordStatus | None) -> str:
@@ -95,7 +90,7 @@ def _show(report: ReprocessReport, console: Console) -> None:
             moved.add_column(column, overflow="fold", no_wrap=column != "session")
         for item in report.moved:
             moved.add_row(
-                item.session_identifier, item.started_at or "-", item.before.value, item.event
+                item.session_identifier, _when(item.started_at), item.before.value, item.event
             )
         console.print(moved)
     if report.skipped:
@@ -104,7 +99,7 @@ def _show(report: ReprocessReport, console: Console) -> None:
             skipped.add_column(column, overflow="fold", no_wrap=column in ("started", "status"))
         for skip in report.skipped:
             skipped.add_row(
-                skip.session_identifier, skip.started_at or "-", _status(skip.status), skip.message
+                skip.session_identifier, _when(skip.started_at), _status(skip.status), skip.message
             )
         console.print(skipped)
     ending = "; dry run: nothing was written" if report.dry_run else ""
@@ -152,6 +147,7 @@ def _show(report: ReprocessReport, console: Console) -> None:
     help="Who is recorded in status_history as making the moves.",
 )
 @json_option
+@exits_cleanly
 def reprocess_command(
     db: str,
     *,
@@ -190,4 +186,4 @@ def reprocess_command(
     else:
         _show(report, make_console())
     if not report.moved:
-        sys.exit(ALL_SKIPPED_EXIT)
+        sys.exit(EXIT_NO)

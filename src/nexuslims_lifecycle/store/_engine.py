@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
-from nexuslims_lifecycle.errors import MissingExtra, StoreError
+from nexuslims_lifecycle.errors import MissingExtra, StoreError, UnusableDatabase
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -72,27 +72,28 @@ def to_url(url: str | Path | URL) -> URL:
 
     Raises
     ------
-    StoreError
+    UnusableDatabase
         For a URL that is not SQLite or PostgreSQL, or cannot be parsed.
     """
     if isinstance(url, Path) or (isinstance(url, str) and "://" not in url):
         path = Path(url).expanduser()
         if not str(url).strip():
-            msg = "empty database path: give a file path (SQLite) or a SQLAlchemy URL"
-            raise StoreError(msg)
+            reason = "empty database path: give a file path (SQLite) or a SQLAlchemy URL"
+            raise UnusableDatabase(str(url), reason)
         return URL.create("sqlite+pysqlite", database=str(path.absolute()))
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError) as error:
-        msg = f"cannot parse database URL {url!r}: {error}; expected e.g. sqlite:///x.db"
-        raise StoreError(msg) from None
+        reason = f"cannot parse database URL {url!r}: {error}; expected e.g. sqlite:///x.db"
+        raise UnusableDatabase("(unparsable URL)", reason) from None
     backend = parsed.get_backend_name()
     if backend not in _DRIVERS:
-        msg = (
-            f"unsupported database {parsed.render_as_string(hide_password=True)!r}: "
-            "expected a SQLite file (path or sqlite:///...) or postgresql://..."
+        shown = parsed.render_as_string(hide_password=True)
+        reason = (
+            f"unsupported database {shown!r}: expected a SQLite file (path or "
+            "sqlite:///...) or postgresql://..."
         )
-        raise StoreError(msg)
+        raise UnusableDatabase(shown, reason)
     if "+" not in parsed.drivername:
         parsed = parsed.set(drivername=_DRIVERS[backend])
     return parsed
@@ -132,8 +133,8 @@ def create_engine(url: URL) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     """Return a SQLite engine with WAL, a busy timeout and ``BEGIN IMMEDIATE`` writes."""
     if url.database in (None, "", ":memory:"):
-        msg = "an in-memory SQLite database cannot be shared; give a file path"
-        raise StoreError(msg)
+        reason = "an in-memory SQLite database cannot be shared; give a file path"
+        raise UnusableDatabase(url.render_as_string(hide_password=True), reason)
     engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
 
     @event.listens_for(engine, "connect")

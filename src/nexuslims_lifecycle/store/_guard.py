@@ -34,6 +34,7 @@ from typing import Final, Literal
 
 import sqlalchemy as sa
 
+from nexuslims_lifecycle._timestamps import read_stored
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.rules import LIFECYCLE, START_EVENT, Lifecycle
 from nexuslims_lifecycle.store._schema import METADATA, STATUS_HISTORY
@@ -400,14 +401,14 @@ class GuardStatus:
     version
         The installed guard's version, if any.
     installed_at
-        When it was installed (ISO 8601), if it is.
+        When it was installed (timezone-aware), if it is and that time is readable.
     expected
         This version's guard version.
     """
 
     state: Literal["installed", "absent", "outdated", "partial"]
     version: str | None
-    installed_at: str | None
+    installed_at: datetime | None
     expected: str
 
 
@@ -442,7 +443,7 @@ def guard_status(conn: sa.Connection) -> GuardStatus:
     found = _triggers(conn) if inspector.has_table("session_log") else set()
     if row is None or not found:
         return GuardStatus("absent" if not found else "partial", None, None, expected)
-    installed, at = str(row[0]), str(row[1])
+    installed, at = str(row[0]), read_stored(row[1])
     if found != set(_objects(conn)):
         return GuardStatus("partial", installed, at, expected)
     return GuardStatus(

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -94,8 +94,8 @@ def _take_lease(conn: sa.Connection, claim: Claim, now_text: str) -> str | None:
     insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(BUILD_CLAIM)
     values = {
         "worker": claim.worker,
-        "claimed_at": claim.claimed_at,
-        "expires_at": claim.expires_at,
+        "claimed_at": utc_text(claim.claimed_at),
+        "expires_at": utc_text(claim.expires_at),
         "marker_id": None,
     }
     statement = insert.values(session_identifier=claim.session_identifier, **values)
@@ -196,7 +196,7 @@ def claim_next(
                 sid = _candidate(conn, now_text, skip)
                 if sid is None:
                     return None
-                claim = Claim(sid, worker, now_text, utc_text(now + lease))
+                claim = Claim(sid, worker, now.astimezone(UTC), (now + lease).astimezone(UTC))
                 previous = _take_lease(conn, claim, now_text)
                 _mark_attempt(conn, sid, now.isoformat())
                 return replace(claim, taken_over_from=previous)

@@ -61,8 +61,8 @@ REPROCESS_SKIP_REASONS: Final = {
         "audit` shows which rows)"
     ),
     "start-time-unknown": (
-        "its START time cannot be placed in the range (no START row, not ISO 8601, or "
-        "no UTC offset to compare with a bound that has one): select it with --session"
+        "its START time cannot be placed in the range (its timestamp is not ISO 8601): "
+        "select it with --session"
     ),
     "conflict": "another writer moved it first",
 }
@@ -78,7 +78,8 @@ class ReprocessMove:
     session_identifier
         The session.
     started_at
-        Its START row's timestamp, as stored.
+        Its START row's time, as ``started_at`` of
+        :class:`~nexuslims_lifecycle.store.SessionInfo` gives it.
     before
         Its status before the move.
     event
@@ -88,7 +89,7 @@ class ReprocessMove:
     """
 
     session_identifier: str
-    started_at: str | None
+    started_at: datetime | None
     before: RecordStatus
     event: str
     after: RecordStatus
@@ -103,7 +104,8 @@ class ReprocessSkip:
     session_identifier
         The session.
     started_at
-        Its START row's timestamp, as stored.
+        Its START row's time, as ``started_at`` of
+        :class:`~nexuslims_lifecycle.store.SessionInfo` gives it.
     status
         Its status when it was skipped (None when its rows disagree).
     reason
@@ -113,7 +115,7 @@ class ReprocessSkip:
     """
 
     session_identifier: str
-    started_at: str | None
+    started_at: datetime | None
     status: RecordStatus | None
     reason: str
     message: str
@@ -144,7 +146,7 @@ class ReprocessReport:
             "moved": [
                 {
                     "session_identifier": item.session_identifier,
-                    "started_at": item.started_at,
+                    "started_at": _iso(item.started_at),
                     "from": item.before.value,
                     "event": item.event,
                     "to": item.after.value,
@@ -154,7 +156,7 @@ class ReprocessReport:
             "skipped": [
                 {
                     "session_identifier": item.session_identifier,
-                    "started_at": item.started_at,
+                    "started_at": _iso(item.started_at),
                     "status": None if item.status is None else item.status.value,
                     "reason": item.reason,
                     "message": item.message,
@@ -162,6 +164,11 @@ class ReprocessReport:
                 for item in self.skipped
             ],
         }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """Return ``moment`` as ISO-8601 text with its offset, for JSON (None stays None)."""
+    return None if moment is None else moment.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,44 +249,25 @@ def _check_range(lower: _Bound | None, upper: _Bound | None) -> None:
         raise InvalidArgument("started_to", upper.given, expected)
 
 
-def _started(text: str | None) -> datetime | None:
-    """Return a START timestamp as a datetime, or None if there is none or it is not ISO."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _admits(bound: _Bound, start: datetime, *, upper: bool) -> bool | None:
-    """Return whether ``start`` lies on the inside of ``bound`` (None: cannot tell)."""
-    if bound.local:
-        here = start.replace(tzinfo=None)  # the wall clock, in the START row's own offset
-    elif start.utcoffset() is None:
-        return None
-    else:
-        here = start
+def _admits(bound: _Bound, start: datetime, *, upper: bool) -> bool:
+    """Return whether ``start`` (timezone-aware) lies on the inside of ``bound``."""
+    here = start.replace(tzinfo=None) if bound.local else start  # local: the row's wall clock
     if not upper:
         return here >= bound.moment
     return here <= bound.moment if bound.inclusive else here < bound.moment
 
 
-def _in_range(text: str | None, lower: _Bound | None, upper: _Bound | None) -> bool | None:
+def _in_range(start: datetime | None, lower: _Bound | None, upper: _Bound | None) -> bool | None:
     """Return whether a START time lies in the range (None: it cannot be placed)."""
     if lower is None and upper is None:
         return True
-    start = _started(text)
     if start is None:
         return None
-    verdicts = [
+    return all(
         _admits(bound, start, upper=is_upper)
         for bound, is_upper in ((lower, False), (upper, True))
         if bound is not None
-    ]
-    if False in verdicts:
-        return False
-    return None if None in verdicts else True
+    )
 
 
 def _as_tuple(values: Iterable[object] | object) -> tuple[object, ...]:
@@ -412,7 +400,8 @@ def reprocess(
     """Requeue whole sessions for another build, each by the operator move its status allows.
 
     A session is chosen by its START row's time, read as a datetime in the row's own
-    UTC offset, by its current status, and by its identifier; the criteria given
+    UTC offset (one stored without an offset is local time, the rule every stored
+    time follows), by its current status, and by its identifier; the criteria given
     combine with AND, and none at all chooses every session. Each chosen session in
     a resting status moves by ``retry``, each COMPLETED or NO_CONSENT one by
     ``reprocess`` (the operator moves of :data:`~nexuslims_lifecycle.rules.LIFECYCLE`),

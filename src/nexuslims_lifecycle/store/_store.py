@@ -12,12 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from nexuslims_lifecycle import config
+from nexuslims_lifecycle._timestamps import read_stored
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import (
     FileDelayNotElapsed,
     InvalidArgument,
     StoreError,
     TransitionConflict,
+    UnusableDatabase,
 )
 from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
 from nexuslims_lifecycle.store import _engine, _guard, _moves, _queue
@@ -182,8 +184,8 @@ class SessionLogStore:
             path = path.removeprefix("file:")
         if Path(path).exists():
             return
-        msg = f"{self._where} does not exist: check the path, or run `init` to create it"
-        raise StoreError(msg, url=self._where)
+        reason = "the file does not exist: check the path, or run `init` to create it"
+        raise UnusableDatabase(self._where, reason)
 
     @contextmanager
     def _write(
@@ -257,19 +259,19 @@ class SessionLogStore:
     def _check_columns(self, conn: sa.Connection) -> None:
         """Refuse a ``session_log`` without a column the store and the guard need."""
         if not sa.inspect(conn).has_table("session_log"):
-            msg = (
-                f"{self._where} has no session_log table: it is not a NexusLIMS database "
+            reason = (
+                "it has no session_log table: it is not a NexusLIMS database "
                 "(create one with `nexuslims db init`, or run `nexuslims-lifecycle init`)"
             )
-            raise StoreError(msg, url=self._where)
+            raise UnusableDatabase(self._where, reason)
         found = {column["name"] for column in sa.inspect(conn).get_columns("session_log")}
         missing = [column.name for column in SESSION_LOG.columns if column.name not in found]
         if missing:
-            msg = (
-                f"the session_log table of {self._where} lacks column(s) "
-                f"{', '.join(missing)}: it is not a NexusLIMS session log"
+            reason = (
+                f"its session_log table lacks column(s) {', '.join(missing)}: it is not a "
+                "NexusLIMS session log"
             )
-            raise StoreError(msg, url=self._where)
+            raise UnusableDatabase(self._where, reason)
 
     def install_guard(self) -> None:
         """Install the lifecycle guard, or replace an older one, in one transaction.
@@ -514,6 +516,8 @@ class SessionLogStore:
         ------
         UnknownSession
             When no row has this identifier.
+        StoreError
+            When an entry's ``at`` is not ISO 8601 (a row edited by hand).
         """
         with self._read() as conn:
             rows: Sequence[Any] = ()
@@ -649,12 +653,13 @@ _SESSIONS = (
 def _session_info(row: Any) -> SessionInfo:
     """Return one row of :data:`_SESSIONS` as a SessionInfo (status None if rows disagree)."""
     sid = row.session_identifier
+    started = read_stored(row.started_at)
     settled = {value for value in (row.low, row.high) if value is not None}
     try:
         status, building = _moves.session_status(sid, settled, int(row.building))
     except StoreError as error:
-        return SessionInfo(sid, row.instrument, row.user, None, row.started_at, problem=str(error))
-    return SessionInfo(sid, row.instrument, row.user, status, row.started_at, building)
+        return SessionInfo(sid, row.instrument, row.user, None, started, problem=str(error))
+    return SessionInfo(sid, row.instrument, row.user, status, started, building)
 
 
 def _given(moment: object, name: str) -> datetime:
@@ -673,5 +678,14 @@ def _entry(row: Any) -> HistoryEntry:
         RecordStatus(row.to_status),
         row.event,
         row.actor,
-        row.at,
+        _history_time(row.at),
     )
+
+
+def _history_time(value: object) -> datetime:
+    """Return a ``status_history.at`` value as a datetime (the guard writes ISO 8601)."""
+    moment = read_stored(value)
+    if moment is None:
+        msg = f"status_history has an 'at' of {value!r}, which is not ISO 8601: fix the row"
+        raise StoreError(msg)
+    return moment

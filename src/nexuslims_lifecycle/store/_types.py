@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from nexuslims_lifecycle._timestamps import read_stored
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import InvalidArgument, StoreError
 
@@ -30,7 +31,8 @@ class HistoryEntry:
     actor
         Who made the move, if given.
     at
-        When, as ISO-8601 text with a UTC offset.
+        When (timezone-aware, in the offset it was written with; a stored time
+        without an offset is local time, as the store guide's "Stored times" says).
     """
 
     session_identifier: str
@@ -39,7 +41,7 @@ class HistoryEntry:
     to_status: RecordStatus
     event: str
     actor: str | None
-    at: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,10 @@ class SessionInfo:
     status
         Its record status, or None when its rows disagree (the audit says how).
     started_at
-        Its START row's timestamp as stored (its earliest row's, without one).
+        Its START row's timestamp (its earliest row's, without one), timezone-aware in
+        the offset it was written with (one stored without an offset is local time,
+        as the store guide's "Stored times" says); None when that timestamp is not
+        ISO 8601 (the audit reports it as ``invalid-timestamp``).
     being_built
         Whether a build is under way (or crashed): a RECORD_GENERATION row still
         WAITING_FOR_END beside TO_BE_BUILT rows, as NexusLIMS's builder (or a claim of
@@ -70,7 +75,7 @@ class SessionInfo:
     instrument: str
     user: str | None
     status: RecordStatus | None
-    started_at: str
+    started_at: datetime | None
     being_built: bool = False
     problem: str | None = None
 
@@ -86,15 +91,16 @@ class Claim:
     worker
         Who holds the claim; pass it as ``actor`` with the build's outcome event.
     claimed_at, expires_at
-        The lease, as ISO-8601 UTC text; after ``expires_at`` another worker may take over.
+        The lease, as timezone-aware datetimes in UTC; after ``expires_at`` another
+        worker may take over.
     taken_over_from
         The worker whose expired claim this one replaced, if any.
     """
 
     session_identifier: str
     worker: str
-    claimed_at: str
-    expires_at: str
+    claimed_at: datetime
+    expires_at: datetime
     taken_over_from: str | None = None
 
 
@@ -139,15 +145,21 @@ def lease_of(value: object) -> timedelta:
 
 
 def parse_stored_time(text: str, session_identifier: str) -> datetime:
-    """Return a stored ISO-8601 timestamp, which must carry a UTC offset."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        moment = None
-    if moment is None or moment.utcoffset() is None:
+    """Return a session's stored END timestamp, read by the one rule for stored times.
+
+    A timestamp without a UTC offset (older NexusLIMS) is local time; see
+    ``nexuslims_lifecycle._timestamps``.
+
+    Raises
+    ------
+    StoreError
+        When ``text`` is not an ISO-8601 date and time.
+    """
+    moment = read_stored(text)
+    if moment is None:
         msg = (
             f"session {session_identifier!r} has END timestamp {text!r}, which is not "
-            "ISO-8601 with a UTC offset: the file delay cannot be measured; fix the row"
+            "an ISO-8601 date and time: the file delay cannot be measured; fix the row"
         )
         raise StoreError(msg)
     return moment
