@@ -102,15 +102,20 @@ def test_a_crashing_worker_process_is_reported_not_waited_for(tmp_path):
         run_processes(build, [job], method="forkserver")
 
 
-def test_a_write_lock_never_granted_is_a_store_error_not_a_traceback(store, monkeypatch):
+def test_a_write_lock_never_granted_is_a_store_error_not_a_traceback(
+    store, sqlite_url, monkeypatch
+):
     from nexuslims_lifecycle.store import _engine
 
-    monkeypatch.setattr(_engine, "BUSY_TIMEOUT", -1.0)  # give up at the first refusal
+    monkeypatch.setattr(_engine, "BUSY_TIMEOUT", 0.05)  # an impatient store's busy timeout
     holder = store.engine.raw_connection()
     holder.driver_connection.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(StoreError, match="stayed locked by another writer for too long"):
-            store.advance("s", "end")
+        with (
+            SessionLogStore(sqlite_url) as impatient,
+            pytest.raises(StoreError, match="stayed locked by another writer for too long"),
+        ):
+            impatient.advance("s", "end")
     finally:
         holder.driver_connection.execute("ROLLBACK")
         holder.close()

@@ -11,9 +11,7 @@ done when asked (:func:`use_wal`, ``init(wal=True)``).
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -183,27 +181,13 @@ def use_wal(engine: Engine) -> None:
 
 
 def _begin_immediate(raw: Any) -> None:
-    """Take SQLite's write lock, polling every fraction of a millisecond until it is free.
+    """Take SQLite's write lock, waiting up to the busy timeout as SQLite's own handler does.
 
-    SQLite's own busy handler sleeps 1, 2, 5, 10... up to 100 ms between tries, so
-    under a steady stream of short write transactions a waiting writer sleeps through
-    many free moments; polling briefly instead keeps the lock busy. Only this wait
-    is polled: once the lock is held, the busy timeout applies again.
+    A lock still held by another writer after :data:`BUSY_TIMEOUT` is raised as
+    SQLAlchemy's error, which the store turns into a
+    :class:`~nexuslims_lifecycle.errors.StoreError`.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT
-    raw.execute("PRAGMA busy_timeout = 0")
     try:
-        while True:
-            try:
-                raw.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    # Re-raised as SQLAlchemy's error, which the store turns into a StoreError.
-                    raise sa.exc.DBAPIError.instance(
-                        "BEGIN IMMEDIATE", (), error, sqlite3.Error
-                    ) from error
-                time.sleep(random.uniform(0.00005, 0.0005))  # noqa: S311 - jitter
-            else:
-                return
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        raw.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:
+        raise sa.exc.DBAPIError.instance("BEGIN IMMEDIATE", (), error, sqlite3.Error) from error
