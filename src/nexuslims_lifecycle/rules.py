@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import InvalidDefinition, UnknownEvent, UnknownStatus
@@ -132,6 +132,18 @@ class Lifecycle:
     _between: Mapping[tuple[RecordStatus, RecordStatus], str] = field(
         init=False, repr=False, compare=False
     )
+    dest_of: Mapping[tuple[RecordStatus, str], RecordStatus] = field(
+        init=False, repr=False, compare=False
+    )
+    """Where each legal (status, event) leads (read-only): what ``next_status`` answers."""
+    events_from: Mapping[RecordStatus, tuple[str, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """The events legal from each status, every status present (read-only; see :meth:`allowed`)."""
+    one_step: Mapping[tuple[RecordStatus, RecordStatus], bool] = field(
+        init=False, repr=False, compare=False
+    )
+    """Every (source, destination) pair: whether one event makes that move (read-only)."""
 
     def __post_init__(self) -> None:
         """Compute the lookup tables once (the first rule wins a duplicate (status, event))."""
@@ -149,6 +161,15 @@ class Lifecycle:
         object.__setattr__(self, "_moves", MappingProxyType(moves))
         object.__setattr__(self, "_allowed", MappingProxyType(allowed))
         object.__setattr__(self, "_between", MappingProxyType(between))
+        # The three tables legality answers from, one lookup per query. A RecordStatus
+        # hashes and compares like its value string, so "ERROR" finds RecordStatus.ERROR.
+        # Plain dicts, typed read-only: CPython subscripts an exact dict in one
+        # specialized step, and a MappingProxyType would make every query ~10 ns slower.
+        dests = {key: rule.dest for key, rule in moves.items()}
+        steps = {(s, d): (s, d) in between for s in RecordStatus for d in RecordStatus}
+        object.__setattr__(self, "dest_of", dests)
+        object.__setattr__(self, "events_from", allowed)
+        object.__setattr__(self, "one_step", steps)
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -395,7 +416,6 @@ Not a lifecycle event: a session is created in the initial status, never moved t
 """
 
 _STATUS_VALUES: Final = tuple(status.value for status in RecordStatus)
-_EVENT_SET: Final = frozenset(EVENTS)
 
 
 def parse_status(value: object) -> RecordStatus:
@@ -431,32 +451,36 @@ def parse_status(value: object) -> RecordStatus:
     raise UnknownStatus(value, _STATUS_VALUES)
 
 
-def parse_event(value: object) -> str:
+def parse_event(value: object, *, lifecycle: Lifecycle = LIFECYCLE) -> EventName:
     """Return the event name for an exact event string.
 
     Parameters
     ----------
     value
         An event name such as ``"retry"``.
+    lifecycle
+        The lifecycle whose events are accepted; :data:`LIFECYCLE` by default.
 
     Returns
     -------
-    str
-        The same name, checked.
+    EventName
+        The same name, checked. (A lifecycle of its own may name events that
+        :data:`EventName` does not list; they pass under the same type.)
 
     Raises
     ------
     UnknownEvent
-        When ``value`` names no event of :data:`~nexuslims_lifecycle.rules.LIFECYCLE`.
+        When ``value`` names no event of ``lifecycle``, listing its events.
 
     Examples
     --------
     >>> parse_event("retry")
     'retry'
     """
-    if isinstance(value, str) and value in _EVENT_SET:
-        return value
-    raise UnknownEvent(value, EVENTS)
+    events = EVENTS if lifecycle is LIFECYCLE else lifecycle.events
+    if isinstance(value, str) and value in events:
+        return cast("EventName", value)
+    raise UnknownEvent(value, events)
 
 
 def validate(lifecycle: Lifecycle, model: type | None = None) -> None:

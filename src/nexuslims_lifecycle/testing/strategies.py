@@ -228,20 +228,20 @@ def illegal_moves() -> st.SearchStrategy[tuple[RecordStatus, str]]:
     Returns
     -------
     SearchStrategy[tuple[RecordStatus, str]]
-        Every pair for which :func:`~nexuslims_lifecycle.legality.check` raises.
+        Every pair for which :func:`~nexuslims_lifecycle.legality.next_status` raises.
 
     Examples
     --------
     >>> from hypothesis import given
-    >>> from nexuslims_lifecycle import IllegalTransition, check
+    >>> from nexuslims_lifecycle import IllegalTransition, next_status
     >>> @given(illegal_moves())
-    ... def test_check_refuses_every_illegal_move(move):
+    ... def test_next_status_refuses_every_illegal_move(move):
     ...     try:
-    ...         check(*move)
+    ...         next_status(*move)
     ...     except IllegalTransition:
     ...         return
     ...     raise AssertionError(f"{move} was not refused")
-    >>> test_check_refuses_every_illegal_move()
+    >>> test_next_status_refuses_every_illegal_move()
     """
     return st.sampled_from([(status, event) for status in _REFUSED for event in _REFUSED[status]])
 
