@@ -14,13 +14,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import click
 
 from nexuslims_lifecycle.cli._common import BAD_INPUT
 from nexuslims_lifecycle.errors import LifecycleError, TransitionConflict
-from nexuslims_lifecycle.rules import EVENTS
+from nexuslims_lifecycle.rules import EVENTS, EventName
 
 if TYPE_CHECKING:
     from nexuslims_lifecycle.store import SessionLogStore
@@ -138,7 +138,8 @@ def cmd_start(db: str, sid: str, *, instrument: str, user: str | None) -> None:
 def cmd_advance(db: str, sid: str, event: str, *, actor: str | None, expected: str | None) -> None:
     """Move session SID by EVENT (one of: end, complete, fail_export, fail, ...)."""
     with _store(db) as store:
-        click.echo(store.advance(sid, event.lower(), actor=actor, expected=expected).value)
+        name = cast("EventName", event.lower())  # advance() checks it
+        click.echo(store.advance(sid, name, actor=actor, expected=expected).value)
 
 
 cmd_advance.help = f"Move session SID by EVENT, one of: {', '.join(EVENTS)}."
