@@ -174,9 +174,9 @@ def statemachine_class() -> type[Any]:
     from statemachine import StateMachine
     from statemachine.states import States
 
-    states = States.from_enum(
-        RecordStatus, initial=LIFECYCLE.initial, final=sorted(LIFECYCLE.terminal)
-    )
+    # No final states: python-statemachine's final states have no way out, and
+    # LIFECYCLE's final statuses (COMPLETED, NO_CONSENT) do (an operator's reprocess).
+    states = States.from_enum(RecordStatus, initial=LIFECYCLE.initial)
     namespace: dict[str, Any] = {"_": states}
     for rule in LIFECYCLE.rules:
         dest = getattr(states, rule.dest.name)

@@ -1,8 +1,10 @@
-"""DESIGN.md's lifecycle table, copied by hand as plain strings.
+"""The design's lifecycle table, copied by hand as plain strings: the tests' one oracle.
 
-This is the one deliberate second copy of the table: the differential and
-mutation tests need an oracle that does not come from the library's own
-``LIFECYCLE``, or a wrong table would be checked against itself.
+The table is the project's design contract (kept outside this repository); this is
+the one deliberate second copy of it. Every other expectation in the tests
+(``expected_table``, the events in order, who moves, the guards) is derived from
+here, so the differential and mutation tests have an oracle that does not come from
+the library's own ``LIFECYCLE``, or a wrong table would be checked against itself.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ MOVES = (
     ("reprocess", "COMPLETED", "TO_BE_BUILT"),
     ("reprocess", "NO_CONSENT", "TO_BE_BUILT"),
 )
-# Who makes each move: DESIGN.md's "by" column, keyed by (event, source).
+EVENTS = tuple(dict.fromkeys(event for event, _, _ in MOVES))
+"""The event names in table order, without repeats."""
+# Who makes each move: the design's "by" column, keyed by (event, source).
 BY: dict[tuple[str, str], Actor] = {
     ("end", "WAITING_FOR_END"): "harvester",
     ("complete", "BUILT_NOT_EXPORTED"): "exporter",

@@ -1,10 +1,9 @@
-"""The lifecycle of DESIGN.md as lookups, derived from the hand-written copy in design_table."""
+"""The design's lifecycle as lookups, derived from the hand-written copy in design_table."""
 
 from __future__ import annotations
 
-from design_table import MOVES
+from design_table import EVENTS, MOVES
 from nexuslims_lifecycle.enums import RecordStatus as S
-from nexuslims_lifecycle.rules import EVENTS
 
 EXPECTED = {(S(source), event): S(dest) for event, source, dest in MOVES}
 ALL_PAIRS = [(status, event) for status in S for event in EVENTS]

@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from design_table import by
+from design_table import MOVES, as_lifecycle, by
 from docs_site import MERMAID_DIR, install_mermaid
 from expected_table import EXPECTED
 from nexuslims_lifecycle import MissingExtra, UnknownFormat, UnknownStatus
@@ -35,7 +35,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def expected_edges() -> set[tuple[str, str, str]]:
-    """(source, dest, event) for every move of DESIGN.md's table, written out by hand."""
+    """(source, dest, event) for every move of the design table (tests/design_table.py)."""
     return {(source.value, dest.value, event) for (source, event), dest in EXPECTED.items()}
 
 
@@ -75,6 +75,30 @@ def test_operator_moves_are_marked_by_who_makes_them() -> None:
 def test_only_find_no_files_carries_a_guard() -> None:
     guarded = {move.event: move.guard for move in build_model().moves if move.guard}
     assert guarded == {"find_no_files": "file_delay_elapsed"}
+
+
+# A lifecycle of its own: no retry from ERROR, an exporter's complete out of it instead.
+OWN = as_lifecycle(
+    (*(m for m in MOVES if m[:2] != ("retry", "ERROR")), ("complete", "ERROR", "COMPLETED"))
+)
+
+
+def test_a_lifecycle_of_its_own_is_drawn_from_its_own_moves() -> None:
+    model = build_model(OWN)
+    assert {(edge.source, edge.dest, edge.move.event) for edge in model.edges} == {
+        (source.value, rule.dest.value, event) for (source, event), rule in OWN.moves.items()
+    }
+    lines = render("mermaid", lifecycle=OWN).splitlines()
+    assert "    ERROR --> COMPLETED : complete" in lines
+    assert "    ERROR --> TO_BE_BUILT : retry (operator)" not in lines
+    assert "    ERROR --> TO_BE_BUILT : retry (operator)" in render("mermaid").splitlines()
+
+
+def test_a_lifecycle_of_its_own_refuses_a_bad_highlight_and_format() -> None:
+    with pytest.raises(UnknownStatus):
+        render("mermaid", highlight="EROR", lifecycle=OWN)
+    with pytest.raises(UnknownFormat):
+        render("gif", lifecycle=OWN)
 
 
 # --- Mermaid -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Session and legality agree with a plain transitions.Machine built from DESIGN.md's table."""
+"""Session and legality agree with a plain transitions.Machine built from the design table."""
 
 from __future__ import annotations
 

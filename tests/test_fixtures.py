@@ -211,6 +211,28 @@ def test_the_file_delay_can_be_chosen(tmp_path: Path) -> None:
     assert audit(path, now=NOW, file_delay=timedelta(days=6)).clean
 
 
+@pytest.mark.parametrize("delay", [timedelta(hours=1), FILE_DELAY, timedelta(days=20)])
+def test_early_no_files_is_planted_early_whatever_the_delay(
+    tmp_path: Path, delay: timedelta
+) -> None:
+    """The planted no-files decision comes half the delay after the END: early for any delay."""
+    path = tmp_path / "early.db"
+    info = build_database(
+        path, sessions=0, defects={"early-no-files": 2}, now=NOW, file_delay=delay
+    )
+    assert audit(path, now=NOW, file_delay=delay).counts == {"early-no-files": 2}
+    for sid in info.sessions["early-no-files"]:
+        ((ended,),) = read(
+            path,
+            "SELECT timestamp FROM session_log WHERE event_type = 'END'"
+            f" AND session_identifier = '{sid}'",
+        )
+        ((decided,),) = read(
+            path, f"SELECT at FROM status_history WHERE session_identifier = '{sid}' AND seq = 3"
+        )
+        assert datetime.fromisoformat(decided) - datetime.fromisoformat(ended) == delay / 2
+
+
 def test_the_file_delay_follows_nexuslims_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

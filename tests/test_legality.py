@@ -1,9 +1,13 @@
-"""Legality queries, compiled from the machine."""
+"""Legality queries: answered from a Lifecycle's own tables, the default one or any other."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
+from design_table import MOVES, as_lifecycle
 from expected_table import ALL_PAIRS, EXPECTED
 from nexuslims_lifecycle import legality
 from nexuslims_lifecycle.enums import RecordStatus as S
@@ -11,14 +15,13 @@ from nexuslims_lifecycle.errors import IllegalTransition, UnknownEvent, UnknownS
 from nexuslims_lifecycle.legality import (
     allowed_events,
     can,
-    check,
     is_final,
     next_status,
     next_statuses,
     replay,
     shortest_path,
 )
-from nexuslims_lifecycle.rules import EVENTS
+from nexuslims_lifecycle.rules import Lifecycle
 
 BAD_STATUSES = ["to_be_built", "Completed", None, 7, ["ERROR"], ""]
 BAD_EVENTS = ["End", "finish", None, 3, ["end"]]
@@ -29,12 +32,11 @@ def test_next_status_follows_the_table(status: S, event: str) -> None:
     if (status, event) in EXPECTED:
         assert next_status(status, event) is EXPECTED[status, event]
         assert next_status(status.value, event) is EXPECTED[status, event]
-        check(status, event)
         return
     with pytest.raises(IllegalTransition, match=f"cannot '{event}' from {status.value}"):
         next_status(status, event)
     with pytest.raises(IllegalTransition) as caught:
-        check(status.value, event)
+        next_status(status.value, event)
     assert caught.value.status == status.value
     assert caught.value.allowed == allowed_events(status)
 
@@ -135,7 +137,6 @@ def test_replay_rejects_unknown_event_and_start() -> None:
 def test_every_query_rejects_unknown_statuses(bad: object) -> None:
     queries = [
         lambda: next_status(bad, "end"),  # type: ignore[arg-type]
-        lambda: check(bad, "end"),  # type: ignore[arg-type]
         lambda: can(bad, "ERROR"),  # type: ignore[arg-type]
         lambda: can("ERROR", bad),  # type: ignore[arg-type]
         lambda: allowed_events(bad),  # type: ignore[arg-type]
@@ -155,7 +156,102 @@ def test_next_status_rejects_unknown_events(bad: object) -> None:
         next_status("TO_BE_BUILT", bad)  # type: ignore[arg-type]
 
 
-def test_tables_are_read_from_the_machine() -> None:
-    """The compiled table equals what the transitions machine holds."""
-    assert legality._compile() == EXPECTED
-    assert set(EVENTS) == {event for (_, event) in legality._NEXT}
+def test_legality_depends_only_on_the_rules_below_it() -> None:
+    """enums -> rules -> legality: it reads no table back out of the machine."""
+    tree = ast.parse(Path(legality.__file__).read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    ours = {name for name in imported if name.startswith("nexuslims_lifecycle")}
+    assert ours == {
+        "nexuslims_lifecycle.enums",
+        "nexuslims_lifecycle.errors",
+        "nexuslims_lifecycle.rules",
+    }
+
+
+def test_check_is_gone_next_status_is_the_one_check_of_a_move() -> None:
+    assert not hasattr(legality, "check")
+    assert "check" not in legality.__all__
+
+
+# --- a lifecycle of its own ---------------------------------------------------------------
+
+# The design table without retry from ERROR, with an exporter's complete out of ERROR,
+# and starting at TO_BE_BUILT: every answer below differs from the default lifecycle's.
+OWN = Lifecycle(
+    (
+        *as_lifecycle(tuple(m for m in MOVES if m[:2] != ("retry", "ERROR"))).rules,
+        *as_lifecycle((("complete", "ERROR", "COMPLETED"),)).rules,
+    ),
+    S.TO_BE_BUILT,
+    frozenset({S.COMPLETED}),
+)
+
+
+def test_every_query_answers_for_the_lifecycle_it_is_given() -> None:
+    assert next_status("ERROR", "complete", lifecycle=OWN) is S.COMPLETED
+    assert can("ERROR", "COMPLETED", lifecycle=OWN)
+    assert not can("ERROR", "COMPLETED")
+    assert not can("ERROR", "TO_BE_BUILT", lifecycle=OWN)
+    assert allowed_events("ERROR", lifecycle=OWN) == ("complete",)
+    assert next_statuses(S.ERROR, lifecycle=OWN) == (S.COMPLETED,)
+    assert is_final("COMPLETED", lifecycle=OWN)
+    assert not is_final("NO_CONSENT", lifecycle=OWN)
+    assert shortest_path("TO_BE_BUILT", "COMPLETED", lifecycle=OWN) == ["complete"]
+    assert shortest_path("ERROR", "NO_CONSENT", lifecycle=OWN) == [
+        "complete",
+        "reprocess",
+        "deny_consent",
+    ]
+    assert shortest_path("ERROR", "NO_CONSENT") == ["retry", "deny_consent"]
+    assert shortest_path("TO_BE_BUILT", "WAITING_FOR_END", lifecycle=OWN) is None
+    assert replay(["fail", "complete"], lifecycle=OWN) is S.COMPLETED  # starts at its initial
+    assert replay([], start=None, lifecycle=OWN) is S.TO_BE_BUILT
+    assert replay([], start=None) is S.WAITING_FOR_END
+
+
+def test_a_lifecycle_of_its_own_refuses_by_its_own_rules() -> None:
+    with pytest.raises(
+        IllegalTransition, match=r"cannot 'retry' from ERROR: legal from there: complete$"
+    ):
+        next_status("ERROR", "retry", lifecycle=OWN)
+    with pytest.raises(IllegalTransition) as caught:
+        replay(["fail", "retry"], lifecycle=OWN)
+    assert (caught.value.index, caught.value.allowed) == (1, ("complete",))
+
+
+def test_an_event_the_lifecycle_lacks_is_unknown_to_it() -> None:
+    lacking = Lifecycle(
+        tuple(rule for rule in OWN.rules if rule.event != "reprocess"), OWN.initial, OWN.final
+    )
+    with pytest.raises(UnknownEvent, match="'reprocess'") as caught:
+        next_status("COMPLETED", "reprocess", lifecycle=lacking)
+    assert "reprocess" not in caught.value.valid
+    with pytest.raises(UnknownEvent):
+        replay(["complete", "reprocess"], lifecycle=lacking)
+
+
+@pytest.mark.parametrize("bad", BAD_STATUSES)
+def test_a_lifecycle_of_its_own_rejects_unknown_statuses(bad: object) -> None:
+    queries = [
+        lambda: next_status(bad, "end", lifecycle=OWN),  # type: ignore[arg-type]
+        lambda: can(bad, "ERROR", lifecycle=OWN),  # type: ignore[arg-type]
+        lambda: allowed_events(bad, lifecycle=OWN),  # type: ignore[arg-type]
+        lambda: next_statuses(bad, lifecycle=OWN),  # type: ignore[arg-type]
+        lambda: is_final(bad, lifecycle=OWN),  # type: ignore[arg-type]
+        lambda: shortest_path("ERROR", bad, lifecycle=OWN),  # type: ignore[arg-type]
+    ]
+    if bad is not None:  # start=None means the lifecycle's initial status
+        queries.append(lambda: replay([], start=bad, lifecycle=OWN))  # type: ignore[arg-type]
+    for query in queries:
+        with pytest.raises(UnknownStatus, match="unknown record status"):
+            query()
+
+
+@pytest.mark.parametrize("bad", BAD_EVENTS)
+def test_a_lifecycle_of_its_own_rejects_unknown_events(bad: object) -> None:
+    with pytest.raises(UnknownEvent, match="unknown lifecycle event"):
+        next_status("TO_BE_BUILT", bad, lifecycle=OWN)  # type: ignore[arg-type]
+    with pytest.raises(UnknownEvent, match="unknown lifecycle event"):
+        replay([bad], lifecycle=OWN)  # type: ignore[list-item]

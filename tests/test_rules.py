@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from design_table import MOVES, by
+from design_table import EVENTS as DESIGN_EVENTS
+from design_table import FINAL, GUARDS, INITIAL, MOVES, by
+from expected_table import EXPECTED
 from nexuslims_lifecycle.enums import RecordStatus as S
 from nexuslims_lifecycle.errors import UnknownEvent, UnknownStatus
 from nexuslims_lifecycle.rules import (
@@ -22,7 +24,7 @@ from nexuslims_lifecycle.rules import (
 
 
 def test_table_matches_design() -> None:
-    """Every row of DESIGN.md's lifecycle table, with who makes it, and nothing else."""
+    """Every row of the design's lifecycle table, with who makes it, and nothing else."""
     rows = {
         (rule.event, src.value, rule.dest.value, rule.by)
         for rule in LIFECYCLE.rules
@@ -31,43 +33,16 @@ def test_table_matches_design() -> None:
     assert rows == {(event, src, dest, by(event, src)) for event, src, dest in MOVES}
 
 
-def test_who_moves() -> None:
-    """The harvester ends, the exporter completes a built record, operators requeue."""
-    who = {(rule.event, rule.by) for rule in LIFECYCLE.rules}
-    assert who == {
-        ("end", "harvester"),
-        ("complete", "builder"),
-        ("complete", "exporter"),
-        ("fail_export", "builder"),
-        ("fail", "builder"),
-        ("find_no_files", "builder"),
-        ("deny_consent", "builder"),
-        ("find_no_reservation", "builder"),
-        ("retry", "operator"),
-        ("reprocess", "operator"),
-    }
-
-
 def test_initial_final_and_guard() -> None:
-    assert LIFECYCLE.initial is S.WAITING_FOR_END
-    assert LIFECYCLE.final == {S.COMPLETED, S.NO_CONSENT}
+    assert LIFECYCLE.initial.value == INITIAL
+    assert {status.value for status in LIFECYCLE.final} == set(FINAL)
     guards = {rule.event: rule.guard for rule in LIFECYCLE.rules if rule.guard}
-    assert guards == {"find_no_files": "file_delay_elapsed"}
+    assert guards == GUARDS
     assert timedelta(days=2) == FILE_DELAY
 
 
 def test_events_in_table_order_without_repeats() -> None:
-    assert EVENTS == (
-        "end",
-        "complete",
-        "fail_export",
-        "fail",
-        "find_no_files",
-        "deny_consent",
-        "find_no_reservation",
-        "retry",
-        "reprocess",
-    )
+    assert EVENTS == DESIGN_EVENTS
 
 
 def test_every_rule_has_a_meaning() -> None:
@@ -121,23 +96,20 @@ def test_unknown_event_suggests_the_near_miss() -> None:
         parse_event("retyr")
 
 
-_TABLE = {(S[source], event): S[dest] for event, source, dest in MOVES}
-
-
 def test_the_lifecycle_answers_each_move_from_its_own_rules() -> None:
     for status in S:
         for event in EVENTS:
             rule = LIFECYCLE.rule(status, event)
-            expected = _TABLE.get((status, event))
+            expected = EXPECTED.get((status, event))
             assert (None if rule is None else rule.dest) == expected, (status, event)
-        assert LIFECYCLE.allowed(status) == tuple(e for e in EVENTS if (status, e) in _TABLE)
+        assert LIFECYCLE.allowed(status) == tuple(e for e in EVENTS if (status, e) in EXPECTED)
         assert set(LIFECYCLE.next_statuses(status)) == {
-            dest for (source, _), dest in _TABLE.items() if source is status
+            dest for (source, _), dest in EXPECTED.items() if source is status
         }
 
 
 def test_the_event_between_two_statuses_is_the_one_that_moves_there() -> None:
-    pairs = {(source, dest): event for (source, event), dest in _TABLE.items()}
+    pairs = {(source, dest): event for (source, event), dest in EXPECTED.items()}
     for source in S:
         for dest in S:
             assert LIFECYCLE.event_between(source, dest) == pairs.get((source, dest))
@@ -149,6 +121,24 @@ def test_shortest_paths_walk_legal_moves_and_stop_where_asked() -> None:
     assert LIFECYCLE.shortest_path(S.TO_BE_BUILT, S.WAITING_FOR_END) is None
 
 
+def test_the_lookup_tables_hold_exactly_the_design_table() -> None:
+    assert LIFECYCLE.dest_of == EXPECTED
+    assert LIFECYCLE.events_from == {
+        status: tuple(e for e in DESIGN_EVENTS if (status, e) in EXPECTED) for status in S
+    }
+    assert LIFECYCLE.one_step == {
+        (source, dest): any(s is source and d is dest for (s, _), d in EXPECTED.items())
+        for source in S
+        for dest in S
+    }
+
+
+def test_the_lookup_tables_answer_for_value_strings_too() -> None:
+    assert LIFECYCLE.dest_of["TO_BE_BUILT", "fail"] is S.ERROR  # type: ignore[index]
+    assert LIFECYCLE.events_from["ERROR"] == ("retry",)  # type: ignore[index]
+    assert LIFECYCLE.one_step["ERROR", "TO_BE_BUILT"]  # type: ignore[index]
+
+
 def test_a_lifecycle_of_its_own_answers_for_its_own_rules() -> None:
     shorter = Lifecycle(
         tuple(rule for rule in LIFECYCLE.rules if rule.event != "retry"),
@@ -157,6 +147,13 @@ def test_a_lifecycle_of_its_own_answers_for_its_own_rules() -> None:
     )
     assert shorter.allowed(S.ERROR) == ()
     assert shorter.rule(S.ERROR, "retry") is None
+    assert (S.ERROR, "retry") not in shorter.dest_of
+    assert shorter.events_from[S.ERROR] == ()
+    assert shorter.one_step[S.ERROR, S.TO_BE_BUILT] is False
+    with pytest.raises(UnknownEvent, match="'retry'") as caught:
+        parse_event("retry", lifecycle=shorter)
+    assert caught.value.valid == shorter.events
+    assert parse_event("retry") == "retry"
     assert LIFECYCLE.allowed(S.ERROR) == ("retry",)
     assert shorter == Lifecycle(shorter.rules, shorter.initial, shorter.final)
 

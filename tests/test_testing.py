@@ -71,7 +71,7 @@ TestSessionFollowsTheLifecycle = LifecycleStateMachine.TestCase
 
 
 class AgainstDesignTable(LifecycleStateMachine):
-    """The kit's expected model taken from the test's own copy of DESIGN.md's table."""
+    """The kit's expected model taken from the tests' own copy of the design table."""
 
     lifecycle = as_lifecycle()
 

@@ -30,7 +30,6 @@ from nexuslims_lifecycle.errors import (
 from nexuslims_lifecycle.legality import (
     allowed_events,
     can,
-    check,
     is_final,
     next_status,
     next_statuses,
@@ -72,7 +71,6 @@ __all__ = [
     "add_listener",
     "allowed_events",
     "can",
-    "check",
     "is_final",
     "next_status",
     "next_statuses",

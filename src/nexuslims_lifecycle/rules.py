@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import InvalidDefinition, UnknownEvent, UnknownStatus
@@ -128,10 +128,21 @@ class Lifecycle:
     initial: RecordStatus
     final: frozenset[RecordStatus]
     _moves: Mapping[tuple[RecordStatus, str], Rule] = field(init=False, repr=False, compare=False)
-    _allowed: Mapping[RecordStatus, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _between: Mapping[tuple[RecordStatus, RecordStatus], str] = field(
         init=False, repr=False, compare=False
     )
+    dest_of: Mapping[tuple[RecordStatus, str], RecordStatus] = field(
+        init=False, repr=False, compare=False
+    )
+    """Where each legal (status, event) leads (read-only): what ``next_status`` answers."""
+    events_from: Mapping[RecordStatus, tuple[str, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """The events legal from each status, every status present (read-only; see :meth:`allowed`)."""
+    one_step: Mapping[tuple[RecordStatus, RecordStatus], bool] = field(
+        init=False, repr=False, compare=False
+    )
+    """Every (source, destination) pair: whether one event makes that move (read-only)."""
 
     def __post_init__(self) -> None:
         """Compute the lookup tables once (the first rule wins a duplicate (status, event))."""
@@ -147,8 +158,16 @@ class Lifecycle:
         for (source, event), rule in moves.items():
             between.setdefault((source, rule.dest), event)
         object.__setattr__(self, "_moves", MappingProxyType(moves))
-        object.__setattr__(self, "_allowed", MappingProxyType(allowed))
         object.__setattr__(self, "_between", MappingProxyType(between))
+        # The three tables legality answers from, one lookup per query. A RecordStatus
+        # hashes and compares like its value string, so "ERROR" finds RecordStatus.ERROR.
+        # Plain dicts, typed read-only: CPython subscripts an exact dict in one
+        # specialized step, and a MappingProxyType would make every query ~10 ns slower.
+        dests = {key: rule.dest for key, rule in moves.items()}
+        steps = {(s, d): (s, d) in between for s in RecordStatus for d in RecordStatus}
+        object.__setattr__(self, "dest_of", dests)
+        object.__setattr__(self, "events_from", allowed)
+        object.__setattr__(self, "one_step", steps)
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -190,7 +209,7 @@ class Lifecycle:
         tuple[str, ...]
             Event names; empty when no event leaves ``status``.
         """
-        return self._allowed[status]
+        return self.events_from[status]
 
     def next_statuses(self, status: RecordStatus) -> tuple[RecordStatus, ...]:
         """Return the statuses one legal event leads to from ``status``, without repeats.
@@ -205,7 +224,7 @@ class Lifecycle:
         tuple[RecordStatus, ...]
             Destinations in table order.
         """
-        return tuple(dict.fromkeys(self._moves[status, e].dest for e in self._allowed[status]))
+        return tuple(dict.fromkeys(self.dest_of[status, e] for e in self.events_from[status]))
 
     def event_between(self, source: RecordStatus, dest: RecordStatus) -> str | None:
         """Return the event that moves ``source`` to ``dest``, or None when none does.
@@ -244,8 +263,8 @@ class Lifecycle:
             here = queue.popleft()
             if here is dest:
                 return paths[here]
-            for event in self._allowed[here]:
-                there = self._moves[here, event].dest
+            for event in self.events_from[here]:
+                there = self.dest_of[here, event]
                 if there not in paths:
                     paths[there] = (*paths[here], event)
                     queue.append(there)
@@ -395,7 +414,6 @@ Not a lifecycle event: a session is created in the initial status, never moved t
 """
 
 _STATUS_VALUES: Final = tuple(status.value for status in RecordStatus)
-_EVENT_SET: Final = frozenset(EVENTS)
 
 
 def parse_status(value: object) -> RecordStatus:
@@ -431,32 +449,36 @@ def parse_status(value: object) -> RecordStatus:
     raise UnknownStatus(value, _STATUS_VALUES)
 
 
-def parse_event(value: object) -> str:
+def parse_event(value: object, *, lifecycle: Lifecycle = LIFECYCLE) -> EventName:
     """Return the event name for an exact event string.
 
     Parameters
     ----------
     value
         An event name such as ``"retry"``.
+    lifecycle
+        The lifecycle whose events are accepted; :data:`LIFECYCLE` by default.
 
     Returns
     -------
-    str
-        The same name, checked.
+    EventName
+        The same name, checked. (A lifecycle of its own may name events that
+        :data:`EventName` does not list; they pass under the same type.)
 
     Raises
     ------
     UnknownEvent
-        When ``value`` names no event of :data:`~nexuslims_lifecycle.rules.LIFECYCLE`.
+        When ``value`` names no event of ``lifecycle``, listing its events.
 
     Examples
     --------
     >>> parse_event("retry")
     'retry'
     """
-    if isinstance(value, str) and value in _EVENT_SET:
-        return value
-    raise UnknownEvent(value, EVENTS)
+    events = EVENTS if lifecycle is LIFECYCLE else lifecycle.events
+    if isinstance(value, str) and value in events:
+        return cast("EventName", value)
+    raise UnknownEvent(value, events)
 
 
 def validate(lifecycle: Lifecycle, model: type | None = None) -> None:

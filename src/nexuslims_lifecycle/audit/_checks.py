@@ -10,7 +10,7 @@ from typing import Any, Final, Literal, NamedTuple
 from nexuslims_lifecycle._timestamps import as_aware, read_stored
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.legality import next_statuses
-from nexuslims_lifecycle.rules import LIFECYCLE
+from nexuslims_lifecycle.rules import FILE_DELAY_GUARD, LIFECYCLE, file_delay_elapsed
 
 Severity = Literal["error", "warning"]
 """How bad a finding is: ``error`` (no legal history explains it) or ``warning``."""
@@ -473,7 +473,9 @@ def too_early(decided: datetime | None, ended: datetime | None, delay: timedelta
     (False).
     """
     decided, ended = local_if_naive(decided), local_if_naive(ended)
-    return decided is not None and ended is not None and decided < ended + delay
+    return (
+        decided is not None and ended is not None and not file_delay_elapsed(ended, decided, delay)
+    )
 
 
 def early_message(decided: datetime, ended: datetime, delay: timedelta) -> str:
@@ -508,14 +510,12 @@ _END: Final = EventType.END.value
 _BUILD: Final = EventType.RECORD_GENERATION.value
 _TO_BE_BUILT: Final = RecordStatus.TO_BE_BUILT.value
 _fromisoformat: Final = datetime.fromisoformat
-_FILE_DELAY_GUARD: Final = "file_delay_elapsed"
-DELAYED_EVENTS: Final = frozenset(
-    rule.event for rule in LIFECYCLE.rules if rule.guard == _FILE_DELAY_GUARD
-)
+DELAYED_EVENTS: Final = LIFECYCLE.guarded_by(FILE_DELAY_GUARD)
 """The events the file delay guards (``find_no_files``)."""
 _DELAYED_STATUSES: Final = frozenset(
-    rule.dest.value for rule in LIFECYCLE.rules if rule.guard == _FILE_DELAY_GUARD
+    rule.dest.value for rule in LIFECYCLE.moves.values() if rule.guard == FILE_DELAY_GUARD
 )
+"""Where those events lead (NO_FILES_FOUND): a session there is judged by the delay."""
 
 
 def local_if_naive(moment: datetime | None) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, cast
 
 from nexuslims_lifecycle.audit._checks import (
     DELAYED_EVENTS,
@@ -17,19 +17,15 @@ from nexuslims_lifecycle.audit._checks import (
 )
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import LifecycleError
-from nexuslims_lifecycle.legality import allowed_events, next_status
-from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE, START_EVENT
+from nexuslims_lifecycle.legality import next_status
+from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE, START_EVENT, EventName
 
 _INITIAL: Final = LIFECYCLE.initial.value
 _TO_BE_BUILT: Final = RecordStatus.TO_BE_BUILT.value
 # Every legal history entry as (from, event, to), the first entry ``start`` included.
-_STEPS: Final = frozenset(
+_STEPS: Final[frozenset[tuple[str | None, str, str]]] = frozenset(
     [(None, START_EVENT, _INITIAL)]
-    + [
-        (status.value, event, next_status(status, event).value)
-        for status in RecordStatus
-        for event in allowed_events(status)
-    ]
+    + [(source.value, event, rule.dest.value) for (source, event), rule in LIFECYCLE.moves.items()]
 )
 
 
@@ -178,7 +174,8 @@ def _why_illegal(entry: HistoryEntry, previous: HistoryEntry | None) -> str | No
             f"ended in {previous.to_status}"
         )
     try:
-        dest = next_status(entry.from_status or "", entry.event or "")
+        # next_status checks both values (a row may hold anything) and says what is wrong.
+        dest = next_status(entry.from_status or "", cast("EventName", entry.event or ""))
     except LifecycleError as error:
         return str(error)
     if dest.value != entry.to_status:

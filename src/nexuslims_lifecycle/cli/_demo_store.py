@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from rich import box
 from rich.console import Console
@@ -22,6 +22,7 @@ from rich.table import Table
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import IllegalTransition, LifecycleError, TransitionConflict
+from nexuslims_lifecycle.rules import EventName
 from nexuslims_lifecycle.store import SessionLogStore, retry_on_conflict
 
 __all__ = ["DEMO_DB", "Epilogue", "build", "run", "run_processes"]
@@ -231,7 +232,7 @@ def build(
         while (claim := store.claim_next(worker, lease=lease)) is not None:
             outcome = outcomes.get(claim.session_identifier, "complete")
             try:
-                store.advance(claim.session_identifier, outcome, actor=worker)
+                store.advance(claim.session_identifier, cast("EventName", outcome), actor=worker)
             except TransitionConflict:
                 conflicts += 1
             else:

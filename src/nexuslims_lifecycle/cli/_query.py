@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import sys
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import click
 from rich.console import Console
@@ -32,24 +32,22 @@ from nexuslims_lifecycle.cli._common import (
 from nexuslims_lifecycle.diagrams import FORMATS, render
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import IllegalTransition
-from nexuslims_lifecycle.rules import LIFECYCLE
+from nexuslims_lifecycle.rules import LIFECYCLE, EventName
 
 __all__ = ["can", "diagram", "explain", "replay"]
 
-_RULES: Final = {(source, rule.event): rule for rule in LIFECYCLE.rules for source in rule.sources}
 _FORMAT: Final = LooseChoice(FORMATS, "diagram format")
 
 
 def _moves_out(status: RecordStatus) -> list[dict[str, str | None]]:
     """Return the legal moves from ``status``: event, destination, guard, meaning."""
     moves: list[dict[str, str | None]] = []
-    for event in legality.allowed_events(status):
-        rule = _RULES[status, event]
-        dest = legality.next_status(status, event).value
+    for event in LIFECYCLE.allowed(status):
+        rule = LIFECYCLE.moves[status, event]
         moves.append(
             {
                 "event": event,
-                "to": dest,
+                "to": rule.dest.value,
                 "by": rule.by,
                 "guard": rule.guard,
                 "meaning": rule.meaning,
@@ -68,8 +66,8 @@ def _ways_in(status: RecordStatus) -> list[dict[str, str | None]]:
             "guard": rule.guard,
             "meaning": rule.meaning,
         }
-        for (source, event), rule in _RULES.items()
-        if legality.next_status(source, event) is status
+        for (source, event), rule in LIFECYCLE.moves.items()
+        if rule.dest is status
     ]
 
 
@@ -143,7 +141,8 @@ def can(ctx: click.Context, source: RecordStatus, dest: RecordStatus, as_json: b
     Guards are not evaluated: find_no_files counts as a legal move.
     """
     moves = _moves_out(source)
-    events = [move["event"] for move in moves if move["to"] == dest.value]
+    between = LIFECYCLE.event_between(source, dest)
+    events: list[str | None] = [] if between is None else [between]
     path = legality.shortest_path(source, dest)
     if as_json:
         emit_json(
@@ -267,7 +266,7 @@ def replay(ctx: click.Context, events: tuple[str, ...], start: RecordStatus, as_
     status, failed = start, None
     for event in events:
         try:
-            dest = legality.next_status(status, event)
+            dest = legality.next_status(status, cast("EventName", event))  # EVENT parsed it
         except IllegalTransition as illegal:
             failed = illegal
             break

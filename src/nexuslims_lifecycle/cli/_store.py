@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import click
 
@@ -29,7 +29,7 @@ from nexuslims_lifecycle.cli._common import (
     open_store,
 )
 from nexuslims_lifecycle.enums import RecordStatus
-from nexuslims_lifecycle.rules import EVENTS
+from nexuslims_lifecycle.rules import EVENTS, EventName
 
 __all__ = ["COMMANDS", "DB_ENV_VARS", "split_db"]
 
@@ -152,7 +152,7 @@ def cmd_advance(
 ) -> None:
     """Move session SID by EVENT (one of: end, complete, fail_export, fail, ...)."""
     with open_store(db) as store:
-        status = store.advance(sid, event, actor=actor, expected=expected)
+        status = store.advance(sid, cast("EventName", event), actor=actor, expected=expected)
     if as_json:
         emit_json(_moved(sid, status, event=event))
     else:

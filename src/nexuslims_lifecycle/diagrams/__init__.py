@@ -29,6 +29,7 @@ from nexuslims_lifecycle.diagrams._model import build_model
 from nexuslims_lifecycle.diagrams._text import render_dot, render_markdown, render_mermaid
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import UnknownFormat
+from nexuslims_lifecycle.rules import LIFECYCLE, Lifecycle
 
 __all__ = ["FORMATS", "DiagramFormat", "render"]
 
@@ -42,16 +43,26 @@ _TEXT_RENDERERS: Final = {"mermaid": render_mermaid, "dot": render_dot, "markdow
 
 
 @overload
-def render(fmt: Literal["png"], *, highlight: RecordStatus | str | None = None) -> bytes: ...
+def render(
+    fmt: Literal["png"],
+    *,
+    highlight: RecordStatus | str | None = None,
+    lifecycle: Lifecycle = LIFECYCLE,
+) -> bytes: ...
 @overload
 def render(
     fmt: Literal["mermaid", "dot", "markdown", "svg"],
     *,
     highlight: RecordStatus | str | None = None,
+    lifecycle: Lifecycle = LIFECYCLE,
 ) -> str: ...
 @overload
-def render(fmt: str, *, highlight: RecordStatus | str | None = None) -> str | bytes: ...
-def render(fmt: str, *, highlight: RecordStatus | str | None = None) -> str | bytes:
+def render(
+    fmt: str, *, highlight: RecordStatus | str | None = None, lifecycle: Lifecycle = LIFECYCLE
+) -> str | bytes: ...
+def render(
+    fmt: str, *, highlight: RecordStatus | str | None = None, lifecycle: Lifecycle = LIFECYCLE
+) -> str | bytes:
     """Return the lifecycle drawn in ``fmt``.
 
     Parameters
@@ -61,6 +72,8 @@ def render(fmt: str, *, highlight: RecordStatus | str | None = None) -> str | by
         ``markdown`` (a table of event, from, to, meaning), ``svg`` or ``png``.
     highlight
         A status to mark as the current one (a member or its exact value).
+    lifecycle
+        The lifecycle to draw; :data:`~nexuslims_lifecycle.rules.LIFECYCLE` by default.
 
     Returns
     -------
@@ -88,7 +101,7 @@ def render(fmt: str, *, highlight: RecordStatus | str | None = None) -> str | by
     """  # noqa: E501 - a doctest's expected line cannot wrap
     if fmt not in FORMATS:
         raise UnknownFormat(fmt, FORMATS)
-    model = build_model(highlight=highlight)
+    model = build_model(lifecycle, highlight)
     if fmt == "png":
         return render_image(render_dot(model), "png")
     if fmt == "svg":

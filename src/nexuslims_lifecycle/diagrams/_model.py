@@ -4,11 +4,11 @@ Every renderer in :mod:`nexuslims_lifecycle.diagrams` draws from this one small 
 built from :data:`~nexuslims_lifecycle.rules.LIFECYCLE`, so no two formats can tell
 different stories.
 
-Edges: one per (event, source) pair, never merged. Two events between the same two
-statuses would be drawn as two arrows, each with its own label and guard; the
-lifecycle has no such pair today, and keeping them apart means a new one cannot
-hide a guard inside a merged label. Moves stay in table order, so output is the
-same on every run.
+Edges: one per legal (source, event) of the lifecycle (its ``moves``), never merged.
+Two events between the same two statuses would be drawn as two arrows, each with its
+own label and guard; the lifecycle has no such pair today, and keeping them apart
+means a new one cannot hide a guard inside a merged label. Moves stay in table order,
+so output is the same on every run.
 """
 
 from __future__ import annotations
@@ -68,18 +68,15 @@ class Edge:
 
 @dataclass(frozen=True, slots=True)
 class DiagramModel:
-    """Everything a renderer needs, in a fixed order."""
+    """Everything a renderer needs, in a fixed order.
+
+    ``edges`` holds one arrow per legal (source, event) of the lifecycle, in table order.
+    """
 
     title: str
     nodes: tuple[Node, ...]
     moves: tuple[Move, ...]
-
-    @property
-    def edges(self) -> tuple[Edge, ...]:
-        """Return one edge per (move, source), in table order."""
-        return tuple(
-            Edge(source, move.dest, move) for move in self.moves for source in move.sources
-        )
+    edges: tuple[Edge, ...]
 
     @property
     def initial(self) -> Node:
@@ -118,8 +115,8 @@ def build_model(
         )
         for status in RecordStatus
     )
-    moves = tuple(
-        Move(
+    moves = {
+        id(rule): Move(
             rule.event,
             tuple(source.value for source in rule.sources),
             rule.dest.value,
@@ -128,5 +125,9 @@ def build_model(
             rule.guard,
         )
         for rule in lifecycle.rules
+    }
+    edges = tuple(
+        Edge(source.value, rule.dest.value, moves[id(rule)])
+        for (source, _), rule in lifecycle.moves.items()
     )
-    return DiagramModel(TITLE, nodes, moves)
+    return DiagramModel(TITLE, nodes, tuple(moves.values()), edges)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 
@@ -32,7 +32,13 @@ from nexuslims_lifecycle.errors import (
     UnknownInstrument,
     UnknownSession,
 )
-from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
+from nexuslims_lifecycle.rules import (
+    FILE_DELAY,
+    FILE_DELAY_GUARD,
+    LIFECYCLE,
+    EventName,
+    file_delay_elapsed,
+)
 from nexuslims_lifecycle.store import _sql
 from nexuslims_lifecycle.store._types import parse_stored_time
 
@@ -250,12 +256,16 @@ def start(conn: sa.Connection, move: Move, instrument: str, user: str | None) ->
     return initial
 
 
+_DELAY_GUARDED: Final = LIFECYCLE.guarded_by(FILE_DELAY_GUARD)
+"""The events that wait for the file delay after the END (``find_no_files``)."""
+
+
 def _check_file_delay(rows: SessionRows, move: Move) -> None:
-    """Refuse ``find_no_files`` before the file delay has elapsed since the END row."""
+    """Refuse a file-delay-guarded move before the delay has elapsed since the END row."""
     if rows.ended_at is None:
         raise MissingEndTime(move.session_identifier, move.event)
     ended = parse_stored_time(rows.ended_at, move.session_identifier)
-    if move.now - ended < move.file_delay:
+    if not file_delay_elapsed(ended, move.now, move.file_delay):
         raise FileDelayNotElapsed(move.session_identifier, ended, ended + move.file_delay)
 
 
@@ -307,8 +317,8 @@ def decide(move: Move, rows: SessionRows, claim: Any) -> tuple[RecordStatus, str
     """
     if move.expected is not None and rows.status is not move.expected:
         raise conflict(move, rows.status)
-    dest = legality.next_status(rows.status, move.event)
-    if move.event == "find_no_files":
+    dest = legality.next_status(rows.status, cast("EventName", move.event))  # parsed by advance()
+    if move.event in _DELAY_GUARDED:
         _check_file_delay(rows, move)
     holder = claim_holder(claim, move) if rows.status is RecordStatus.TO_BE_BUILT else None
     if holder is not None and holder != move.actor:

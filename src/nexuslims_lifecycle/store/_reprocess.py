@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import (
@@ -25,7 +25,7 @@ from nexuslims_lifecycle.errors import (
     TransitionConflict,
     UnknownSession,
 )
-from nexuslims_lifecycle.rules import LIFECYCLE, Rule, parse_status
+from nexuslims_lifecycle.rules import LIFECYCLE, EventName, Rule, parse_status
 from nexuslims_lifecycle.store._types import identifier
 
 if TYPE_CHECKING:
@@ -358,7 +358,7 @@ def _requeue(
     """Make one session's operator move; a writer that moved it first makes it a skip."""
     sid = info.session_identifier
     try:
-        after = store.advance(sid, event, actor=actor, expected=before)
+        after = store.advance(sid, cast("EventName", event), actor=actor, expected=before)
     except TransitionConflict as error:
         now = None if error.current is None else RecordStatus(error.current)
         return ReprocessSkip(sid, info.started_at, now, "conflict", str(error))

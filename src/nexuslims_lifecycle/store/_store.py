@@ -21,7 +21,7 @@ from nexuslims_lifecycle.errors import (
     TransitionConflict,
     UnusableDatabase,
 )
-from nexuslims_lifecycle.rules import START_EVENT, parse_event, parse_status
+from nexuslims_lifecycle.rules import START_EVENT, EventName, parse_event, parse_status
 from nexuslims_lifecycle.store import _engine, _guard, _moves, _queue
 from nexuslims_lifecycle.store._engine import WRITE, create_engine, to_url, use_wal
 from nexuslims_lifecycle.store._guard import GuardStatus
@@ -424,7 +424,7 @@ class SessionLogStore:
     def advance(
         self,
         session_identifier: str,
-        event: str,
+        event: EventName,
         *,
         actor: str | None = None,
         at: datetime | None = None,

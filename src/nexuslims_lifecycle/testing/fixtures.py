@@ -10,10 +10,11 @@ NexusLIMS 2.8 writes, each session a legal history of the lifecycle:
   ended by ``end()``, and a few are still running (WAITING_FOR_END);
 - the builder's attempts leave a RECORD_GENERATION row each (user ``nexuslims``, the
   builder's local time with microseconds); an attempt that finds no files before the
-  file delay has passed leaves none (NexusLIMS deletes it), so ``find_no_files`` only
-  ever comes after END + the file delay; a crashed attempt's row waits for the next
-  attempt's outcome; operators retry and reprocess; the exporter completes records
-  built but not exported;
+  file delay has passed leaves none (NexusLIMS deletes it), so a move the file-delay
+  guard holds (``find_no_files``) only ever comes after END + the file delay, in
+  clean and planted sessions alike (``early-no-files`` moves it early on purpose); a
+  crashed attempt's row waits for the next attempt's outcome; operators retry and
+  reprocess; the exporter completes records built but not exported;
 - some sessions are being built right now (a recent RECORD_GENERATION row still
   WAITING_FOR_END, sometimes under a live claim of our store's build queue);
 - START and END timestamps carry the instrument's UTC offset, with microseconds for
@@ -46,7 +47,13 @@ from typing import Final, Literal
 from nexuslims_lifecycle import config
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.legality import next_status
-from nexuslims_lifecycle.rules import LIFECYCLE, START_EVENT
+from nexuslims_lifecycle.rules import (
+    FILE_DELAY_GUARD,
+    LIFECYCLE,
+    START_EVENT,
+    file_delay_elapsed,
+    parse_event,
+)
 
 __all__ = ["DEFECTS", "LEGACY_ONLY", "FixtureInfo", "Planter", "Schema", "build_database"]
 
@@ -79,9 +86,8 @@ _OUTCOME_EVENTS: Final = (
     "deny_consent",
     "find_no_reservation",
 )
-_DELAYED: Final = frozenset(
-    rule.event for rule in LIFECYCLE.rules if rule.guard == "file_delay_elapsed"
-)
+_DELAYED: Final = LIFECYCLE.guarded_by(FILE_DELAY_GUARD)
+"""The events that wait for the file delay after the END (``find_no_files``)."""
 _OPERATOR_MOVE: Final = {
     source: rule.event
     for rule in LIFECYCLE.rules
@@ -250,7 +256,9 @@ def _being_built(session: _Session, rng: random.Random, clock: _Clock, since: da
 def _move(session: _Session, event: str, moment: datetime) -> None:
     """Apply ``event`` (or the session's START) as our store would log it."""
     before = None if event == START_EVENT else session.status
-    session.status = _S.WAITING_FOR_END if before is None else next_status(before, event)
+    session.status = (
+        _S.WAITING_FOR_END if before is None else next_status(before, parse_event(event))
+    )
     if event == START_EVENT:
         kind: EventType | None = EventType.START
     elif event == "end":
@@ -278,36 +286,49 @@ def _clean_session(number: int, rng: random.Random, clock: _Clock) -> _Session:
 
 
 def _shaped(
-    number: int, rng: random.Random, now: datetime, events: tuple[str, ...], age: timedelta
+    number: int, rng: random.Random, clock: _Clock, events: tuple[str, ...], age: timedelta
 ) -> _Session:
-    """Make a session with exactly ``events`` after its START, ``age`` before ``now``."""
+    """Make a session with exactly ``events`` after its START, ``age`` before ``clock.now``.
+
+    Events come two hours apart, except that a file-delay-guarded one waits until the
+    delay has passed since the END, as the guard requires.
+    """
     session = _Session(
         f"https://nemo.example.org/api/usage_events/?id={900_000 + number}",
         rng.choice(_INSTRUMENTS),
         rng.choice(_USERS),
         _S.WAITING_FOR_END,
     )
-    moment = now - age
+    moment = clock.now - age
+    ended = None
     _move(session, START_EVENT, moment)
     for event in events:
         moment += timedelta(hours=2)
+        if (
+            event in _DELAYED
+            and ended is not None
+            and not file_delay_elapsed(ended, moment, clock.file_delay)
+        ):
+            moment = ended + clock.file_delay + timedelta(hours=1)
         _move(session, event, moment)
+        if event == "end":
+            ended = moment
     return session
 
 
-Planter = Callable[[_Session], None]
-"""A change to a generated session that plants one defect."""
+Planter = Callable[[_Session, timedelta], None]
+"""A change to a generated session that plants one defect; it is given the file delay."""
 
 
 def _set_row(index: int, column: int, value: object) -> Planter:
-    def plant(session: _Session) -> None:
+    def plant(session: _Session, _delay: timedelta) -> None:
         session.rows[index][column] = value
 
     return plant
 
 
 def _append_row(event_type: str, status: str | None, shift: timedelta) -> Planter:
-    def plant(session: _Session) -> None:
+    def plant(session: _Session, _delay: timedelta) -> None:
         moment = session.rows[-1][0]
         assert isinstance(moment, datetime)  # noqa: S101 - our own rows
         session.rows.append([moment + shift, event_type, status])
@@ -316,28 +337,28 @@ def _append_row(event_type: str, status: str | None, shift: timedelta) -> Plante
 
 
 def _drop_rows(event_type: str) -> Planter:
-    def plant(session: _Session) -> None:
+    def plant(session: _Session, _delay: timedelta) -> None:
         session.rows = [row for row in session.rows if row[1] != event_type]
 
     return plant
 
 
 def _drop_history(seq: int) -> Planter:
-    def plant(session: _Session) -> None:
+    def plant(session: _Session, _delay: timedelta) -> None:
         session.history = [entry for entry in session.history if entry[0] != seq]
 
     return plant
 
 
 def _set_history(seq: int, column: int, value: object) -> Planter:
-    def plant(session: _Session) -> None:
+    def plant(session: _Session, _delay: timedelta) -> None:
         session.history[seq - 1][column] = value
 
     return plant
 
 
 def _all_rows_status(value: str) -> Planter:
-    def plant(session: _Session) -> None:
+    def plant(session: _Session, _delay: timedelta) -> None:
         for row in session.rows:
             row[2] = value
 
@@ -347,13 +368,30 @@ def _all_rows_status(value: str) -> Planter:
 def _left_claim(lease: timedelta) -> Planter:
     """Leave a build claim, taken before the session's last build and long expired."""
 
-    def plant(session: _Session) -> None:
+    def plant(session: _Session, _delay: timedelta) -> None:
         moment = session.rows[-1][0]
         assert isinstance(moment, datetime)  # noqa: S101 - our own rows
         claimed = moment - 3 * lease
         session.claim = ("builder-9", claimed, claimed + lease)
 
     return plant
+
+
+def _no_files_early(session: _Session, delay: timedelta) -> None:
+    """Move the no-files decision (its build row and history entry) to mid-delay after the END.
+
+    :func:`_shaped` made it after the delay, as the guard requires; half the delay after
+    the END is too early whatever the delay is.
+    """
+    ended = next(row[0] for row in session.rows if row[1] == EventType.END.value)
+    assert isinstance(ended, datetime)  # noqa: S101 - our own rows
+    early = ended + delay / 2
+    session.rows[-1][0] = early
+    session.history[-1][4] = early
+
+
+def _as_is(_session: _Session, _delay: timedelta) -> None:
+    """Plant nothing: the session's shape alone is the defect."""
 
 
 _DONE: Final = ("end", "complete")
@@ -381,9 +419,9 @@ DEFECTS: Final[dict[str, tuple[tuple[str, ...], timedelta, Planter]]] = {
         _append_row("RECORD_GENERATION", "WAITING_FOR_END", timedelta(hours=1)),
     ),
     "outcome-without-build": (_DONE, 30 * _DAY, _drop_rows("RECORD_GENERATION")),
-    # found to have no files 2 hours after its END, long before the file delay had passed
-    "early-no-files": (("end", "find_no_files"), 30 * _DAY, lambda _: None),
-    "stuck-waiting": ((), 30 * _DAY, lambda _: None),  # its age alone is the defect
+    # found to have no files half the file delay after its END, before the delay had passed
+    "early-no-files": (("end", "find_no_files"), 30 * _DAY, _no_files_early),
+    "stuck-waiting": ((), 30 * _DAY, _as_is),  # its age alone is the defect
     "illegal-history": (_DONE, 30 * _DAY, _set_history(3, 3, "fail_export")),
     "history-gap": (_DONE, 30 * _DAY, _drop_history(2)),
     "history-mismatch": (_DONE, 30 * _DAY, _all_rows_status("ERROR")),
@@ -506,8 +544,8 @@ def _generate(
     for code, how_many in defects.items():
         events, age, plant = DEFECTS[code]
         for _ in range(how_many):
-            session = _shaped(number, rng, clock.now, events, age)
-            plant(session)
+            session = _shaped(number, rng, clock, events, age)
+            plant(session, clock.file_delay)
             planted[code].append(session.sid)
             number += 1
             yield session

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Final, NamedTuple, TypedDict
+from typing import Final, NamedTuple, TypedDict, cast
 
 from hypothesis import errors as hypothesis_errors
 from hypothesis import strategies as st
@@ -29,7 +29,15 @@ from nexuslims_lifecycle import legality
 from nexuslims_lifecycle.enums import EventType, RecordStatus
 from nexuslims_lifecycle.errors import LifecycleError
 from nexuslims_lifecycle.machine import Session
-from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY, LIFECYCLE, parse_status
+from nexuslims_lifecycle.rules import (
+    EVENTS,
+    FILE_DELAY,
+    FILE_DELAY_GUARD,
+    LIFECYCLE,
+    EventName,
+    file_delay_elapsed,
+    parse_status,
+)
 
 __all__ = [
     "InvalidStrategyArgument",
@@ -43,15 +51,9 @@ __all__ = [
     "statuses",
 ]
 
-_FILE_DELAY_GUARD: Final = "file_delay_elapsed"
-"""The guard that compares the time since ``ended_at`` with the file delay."""
-_TIMED_EVENTS: Final = frozenset(
-    rule.event for rule in LIFECYCLE.rules if rule.guard == _FILE_DELAY_GUARD
-)
-_GUARDS: Final = {
-    (source, rule.event): rule.guard for rule in LIFECYCLE.rules for source in rule.sources
-}
-_BY: Final = {(source, rule.event): rule.by for rule in LIFECYCLE.rules for source in rule.sources}
+_FILE_DELAY_GUARD: Final = FILE_DELAY_GUARD  # the name the stateful test imports
+_TIMED_EVENTS: Final = LIFECYCLE.guarded_by(FILE_DELAY_GUARD)
+"""The events that wait for the file delay after the END (``find_no_files``)."""
 _STATUSES: Final = st.sampled_from(RecordStatus)
 _EVENTS: Final = st.sampled_from(EVENTS)
 # Events that keep a history going come first: Hypothesis favours (and shrinks
@@ -59,15 +61,15 @@ _EVENTS: Final = st.sampled_from(EVENTS)
 _ONWARD_FIRST: Final = {
     status: st.sampled_from(
         sorted(
-            legality.allowed_events(status),
-            key=lambda event: legality.is_final(legality.next_status(status, event)),
+            LIFECYCLE.allowed(status),
+            key=lambda event: LIFECYCLE.moves[status, event].dest in LIFECYCLE.final,
         )
     )
     for status in RecordStatus
-    if legality.allowed_events(status)
+    if LIFECYCLE.allowed(status)
 }
 _REFUSED: Final = {
-    status: tuple(event for event in EVENTS if event not in legality.allowed_events(status))
+    status: tuple(event for event in EVENTS if event not in LIFECYCLE.allowed(status))
     for status in RecordStatus
 }
 _REFUSED_EVENT: Final = {status: st.sampled_from(events) for status, events in _REFUSED.items()}
@@ -142,7 +144,7 @@ class Step(NamedTuple):
         When the session ended, as known after this call (None before ``end``).
     """
 
-    event: str
+    event: EventName
     source: RecordStatus
     dest: RecordStatus
     moved: bool
@@ -228,20 +230,20 @@ def illegal_moves() -> st.SearchStrategy[tuple[RecordStatus, str]]:
     Returns
     -------
     SearchStrategy[tuple[RecordStatus, str]]
-        Every pair for which :func:`~nexuslims_lifecycle.legality.check` raises.
+        Every pair for which :func:`~nexuslims_lifecycle.legality.next_status` raises.
 
     Examples
     --------
     >>> from hypothesis import given
-    >>> from nexuslims_lifecycle import IllegalTransition, check
+    >>> from nexuslims_lifecycle import IllegalTransition, next_status
     >>> @given(illegal_moves())
-    ... def test_check_refuses_every_illegal_move(move):
+    ... def test_next_status_refuses_every_illegal_move(move):
     ...     try:
-    ...         check(*move)
+    ...         next_status(*move)
     ...     except IllegalTransition:
     ...         return
     ...     raise AssertionError(f"{move} was not refused")
-    >>> test_check_refuses_every_illegal_move()
+    >>> test_next_status_refuses_every_illegal_move()
     """
     return st.sampled_from([(status, event) for status in _REFUSED for event in _REFUSED[status]])
 
@@ -250,13 +252,19 @@ def illegal_moves() -> st.SearchStrategy[tuple[RecordStatus, str]]:
 def _guarded_time(
     draw: st.DrawFn, previous: datetime, ended_at: datetime | None
 ) -> tuple[datetime, bool]:
-    """Draw when a file-delay-guarded call is made, and whether its guard then passes."""
-    deadline = (previous if ended_at is None else ended_at) + FILE_DELAY
-    room = deadline - previous - timedelta(microseconds=1)
+    """Draw when a file-delay-guarded call is made, and whether its guard then passes.
+
+    Half the calls (when there is room) come before the delay has passed, half after;
+    :func:`~nexuslims_lifecycle.rules.file_delay_elapsed` says which each one is.
+    """
+    ended = previous if ended_at is None else ended_at
+    room = ended + FILE_DELAY - previous - timedelta(microseconds=1)
     if room >= timedelta(seconds=1) and not draw(st.booleans()):
-        return previous + draw(st.timedeltas(timedelta(seconds=1), room)), False
-    earliest = max(previous + timedelta(seconds=1), deadline)
-    return earliest + draw(st.timedeltas(timedelta(0), timedelta(days=3))), True
+        at = previous + draw(st.timedeltas(timedelta(seconds=1), room))
+    else:
+        earliest = max(previous + timedelta(seconds=1), ended + FILE_DELAY)
+        at = earliest + draw(st.timedeltas(timedelta(0), timedelta(days=3)))
+    return at, file_delay_elapsed(ended, at, FILE_DELAY)
 
 
 @st.composite
@@ -269,14 +277,15 @@ def _history(draw: st.DrawFn, start: RecordStatus, max_size: int) -> tuple[datet
         if status not in _ONWARD_FIRST:
             break
         event = draw(_ONWARD_FIRST[status])
-        if _GUARDS[status, event] == _FILE_DELAY_GUARD:
+        rule = LIFECYCLE.moves[status, event]
+        if rule.guard == FILE_DELAY_GUARD:
             at, moved = draw(_guarded_time(at, ended_at))
         else:
             at, moved = at + draw(_GAPS), True
         if event == "end":
             ended_at = at
-        dest = legality.next_status(status, event) if moved else status
-        steps.append(Step(event, status, dest, moved, at, ended_at))
+        dest = rule.dest if moved else status
+        steps.append(Step(cast("EventName", event), status, dest, moved, at, ended_at))
         status = dest
     return began, steps
 
@@ -319,7 +328,7 @@ def legal_event_sequences(
 def _legal_then_any(draw: st.DrawFn, max_size: int) -> list[str]:
     """Draw the moves of a legal history, or legal moves, a refused event and anything."""
     _, steps = draw(_history(RecordStatus.WAITING_FOR_END, max_size))
-    moves = [step.event for step in steps if step.moved]
+    moves: list[str] = [step.event for step in steps if step.moved]
     if draw(st.booleans()):
         return moves
     # Refuse from a status drawn first, so every status gets its share of refusals.
@@ -373,7 +382,7 @@ def _rows_of(
     logged = [(began, EventType.START)] + [
         (step.at, EventType.END if step.event == "end" else EventType.RECORD_GENERATION)
         for step in steps
-        if _BY[step.source, step.event] != "operator"
+        if LIFECYCLE.moves[step.source, step.event].by != "operator"
     ]
     return [
         SessionLogRow(
