@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
 from design_table import MOVES, as_lifecycle
@@ -154,20 +151,6 @@ def test_every_query_rejects_unknown_statuses(bad: object) -> None:
 def test_next_status_rejects_unknown_events(bad: object) -> None:
     with pytest.raises(UnknownEvent, match="unknown lifecycle event"):
         next_status("TO_BE_BUILT", bad)  # type: ignore[arg-type]
-
-
-def test_legality_depends_only_on_the_rules_below_it() -> None:
-    """enums -> rules -> legality: it reads no table back out of the machine."""
-    tree = ast.parse(Path(legality.__file__).read_text(encoding="utf-8"))
-    imported = {
-        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
-    }
-    ours = {name for name in imported if name.startswith("nexuslims_lifecycle")}
-    assert ours == {
-        "nexuslims_lifecycle.enums",
-        "nexuslims_lifecycle.errors",
-        "nexuslims_lifecycle.rules",
-    }
 
 
 def test_check_is_gone_next_status_is_the_one_check_of_a_move() -> None:
