@@ -175,7 +175,7 @@ def statemachine_class() -> type[Any]:
     from statemachine.states import States
 
     states = States.from_enum(
-        RecordStatus, initial=LIFECYCLE.initial, final=sorted(LIFECYCLE.terminal)
+        RecordStatus, initial=LIFECYCLE.initial, final=sorted(LIFECYCLE.final)
     )
     namespace: dict[str, Any] = {"_": states}
     for rule in LIFECYCLE.rules:
