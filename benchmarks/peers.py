@@ -174,9 +174,9 @@ def statemachine_class() -> type[Any]:
     from statemachine import StateMachine
     from statemachine.states import States
 
-    states = States.from_enum(
-        RecordStatus, initial=LIFECYCLE.initial, final=sorted(LIFECYCLE.final)
-    )
+    # No final states: python-statemachine refuses a move out of one, and an
+    # operator's reprocess leaves COMPLETED and NO_CONSENT.
+    states = States.from_enum(RecordStatus, initial=LIFECYCLE.initial)
     namespace: dict[str, Any] = {"_": states}
     for rule in LIFECYCLE.rules:
         dest = getattr(states, rule.dest.name)
