@@ -63,7 +63,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from transitions import EventData, Machine, State
 
@@ -145,6 +145,7 @@ class _Moves(threading.local):
 
 
 _MOVES: Final = _Moves()
+_MEMBERS: Final = RecordStatus.__members__
 
 
 def _moved(session: object, event: str, source: RecordStatus, dest: RecordStatus) -> None:
@@ -170,14 +171,11 @@ class _Status(State):
 
     def enter(self, event_data: EventData) -> None:
         """Record the move (its event, its rule's source, this status), then run on_enter."""
+        model = event_data.model
         transition = event_data.transition
-        if transition is not None:
-            _moved(
-                event_data.model,
-                event_data.event.name,
-                RecordStatus[transition.source],
-                RecordStatus[self.name],
-            )
+        if getattr(model, "_told", None) and transition is not None:  # someone listens
+            dest = cast(RecordStatus, self.value)  # the member itself: states are the enum's
+            _moved(model, event_data.event.name, _MEMBERS[transition.source], dest)
         super().enter(event_data)
 
 
@@ -328,7 +326,7 @@ class _Config:
 class _Compiled:
     """A class's machine and what its triggers need, built once per configuration."""
 
-    __slots__ = ("events", "hooks", "lifecycle", "machine", "plain", "states")
+    __slots__ = ("events", "hooks", "lifecycle", "machine", "moves", "plain", "states")
 
     def __init__(self, model: type, config: _Config, hooks: tuple[str, ...]) -> None:
         self.machine = build_machine(
@@ -340,6 +338,7 @@ class _Compiled:
             **config.options,
         )
         self.lifecycle = config.lifecycle
+        self.moves = config.lifecycle.moves  # the lifecycle's own table, looked up per event
         self.hooks = hooks
         self.events = self.machine.events
         self.states = {status: self.machine.get_state(status.name) for status in RecordStatus}
@@ -596,7 +595,7 @@ class Session:
         """Fire ``event`` through the machine with ``kwargs``; True if the move happened."""
         compiled = self._compiled
         source = self._status
-        rule = compiled.lifecycle.rule(source, event)
+        rule = compiled.moves.get((source, event))
         if rule is None:
             raise IllegalTransition(source.value, event, compiled.lifecycle.allowed(source))
         if compiled.plain:
@@ -617,7 +616,8 @@ class Session:
             return trigger(self, **kwargs)
         finally:
             _MOVES.pending = None
-            _tell(moves)
+            if moves:
+                _tell(moves)
 
     def _may(self, event: EventName, **kwargs: Any) -> bool:
         """Return whether ``event`` would move the session now, as ``transitions``' may_ does.
