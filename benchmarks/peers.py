@@ -86,6 +86,25 @@ def _ours_world() -> tuple[MakeSession, Fire]:
     return make, fire
 
 
+class HookedSession(Session):
+    """A Session subclass with one hook: it takes transitions' own trigger path."""
+
+    __slots__ = ()
+
+    def on_enter_ERROR(self) -> None:  # noqa: N802 - transitions' hook naming
+        """Do nothing: the cost measured is the trigger path's, not the hook's."""
+
+
+def _ours_hooked_world() -> tuple[MakeSession, Fire]:
+    def make(identifier: str, instrument: str, user: str) -> Session:
+        return HookedSession(identifier, instrument=instrument, user=user)
+
+    def fire(session: Any, event: str) -> object:
+        return getattr(session, event)()
+
+    return make, fire
+
+
 # --- transitions: one shared machine, add_model per session ---------------------------
 
 
@@ -127,12 +146,21 @@ def transitions_machine() -> Machine:
     return machine
 
 
-def _transitions_world() -> tuple[MakeSession, Fire]:
+class HookedTransitionsModel(TransitionsModel):
+    """The same model with the same hook (``add_model`` registers ``on_enter_ERROR`` itself)."""
+
+    def on_enter_ERROR(self) -> None:  # noqa: N802 - transitions' hook naming
+        """Do nothing, as HookedSession's hook."""
+
+
+def _transitions_world(
+    model_class: type[TransitionsModel] = TransitionsModel,
+) -> tuple[MakeSession, Fire]:
     machine = transitions_machine()
     add_model = machine.add_model
 
     def make(identifier: str, instrument: str, user: str) -> TransitionsModel:
-        model = TransitionsModel(identifier, instrument=instrument, user=user)
+        model = model_class(identifier, instrument=instrument, user=user)
         add_model(model)
         return model
 
@@ -205,3 +233,9 @@ FLOOR = Contender("floor", "floor (__slots__)", _plain_world)
 OURS = Contender("ours", "ours (Session)", _ours_world)
 TRANSITIONS = Contender("transitions", "transitions + add_model", _transitions_world)
 STATEMACHINE = Contender("statemachine", "python-statemachine", _statemachine_world)
+OURS_HOOKED = Contender("ours_hooked", "ours (Session subclass, one hook)", _ours_hooked_world)
+TRANSITIONS_HOOKED = Contender(
+    "transitions_hooked",
+    "transitions + add_model, one hook",
+    lambda: _transitions_world(HookedTransitionsModel),
+)

@@ -93,7 +93,8 @@ def session_rows(sizes: Sizes, console: Console) -> list[Row]:
     console.log(f"creation time ({sizes.creation_n:,} sessions, best of {sizes.repeats})")
     creation = core.best_of(core.creation, everyone, sizes.creation_n, sizes.repeats)
     console.log(f"triggers over {' -> '.join(core.PATH)} ({sizes.path_n:,} sessions)")
-    path = core.best_of(core.path, (peers.OURS, *PEERS), sizes.path_n, sizes.repeats)
+    hooked = (peers.OURS_HOOKED, peers.TRANSITIONS_HOOKED)
+    path = core.best_of(core.path, (peers.OURS, *PEERS, *hooked), sizes.path_n, sizes.repeats)
     rows = [
         Row("bytes per session", peers.FLOOR.label, memory["ours"], memory["floor"], "B", 2.0),
         Row("creation time", peers.FLOOR.label, creation["ours"], creation["floor"], "ns", 5.0),
@@ -105,6 +106,10 @@ def session_rows(sizes: Sizes, console: Console) -> list[Row]:
         target = 1.0 if peer is peers.TRANSITIONS else None
         ours, theirs = _per_second(path["ours"]), _per_second(path[peer.key])
         rows.append(Row("triggers", peer.label, ours, theirs, "/s", target))
+    # A class with a hook takes transitions' own trigger path (no shorter one): shown
+    # beside transitions with the same hook, for information.
+    ours, theirs = _per_second(path["ours_hooked"]), _per_second(path["transitions_hooked"])
+    rows.append(Row("triggers, one hook", peers.TRANSITIONS_HOOKED.label, ours, theirs, "/s"))
     return rows
 
 

@@ -216,7 +216,7 @@ def test_a_guard_is_resolved_on_the_subclass_that_uses_it() -> None:
     class Ready(Session, lifecycle=lifecycle):
         __slots__ = ()
 
-        def is_ready(self) -> bool:
+        def is_ready(self, **_: object) -> bool:  # receives the event's now= and delay=
             return False
 
     session = Ready("guarded", status="TO_BE_BUILT")

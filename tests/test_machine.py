@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
+from transitions import EventData
 
+from design_table import MOVES, as_lifecycle
 from expected_table import ALL_PAIRS, EXPECTED
-from nexuslims_lifecycle import machine as machine_module
 from nexuslims_lifecycle.enums import RecordStatus as S
-from nexuslims_lifecycle.errors import IllegalTransition, MissingEndTime, UnknownStatus
-from nexuslims_lifecycle.machine import Session, add_listener, lifecycle_machine, remove_listener
-from nexuslims_lifecycle.rules import EVENTS
+from nexuslims_lifecycle.errors import (
+    IllegalTransition,
+    InvalidArgument,
+    MissingEndTime,
+    UnknownStatus,
+)
+from nexuslims_lifecycle.machine import Session, lifecycle_machine
+from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY_GUARD
 
 SID = "https://nemo.example.org/api/usage_events/?id=4711"
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -237,6 +246,9 @@ class Recorder(Session):
             msg = f"{name} failed"
             raise RuntimeError(msg)
 
+    def prepare_fail(self) -> None:
+        self._hook("prepare_fail")
+
     def before_fail(self) -> None:
         self._hook("before_fail")
 
@@ -250,24 +262,26 @@ class Recorder(Session):
         self._hook("after_fail")
 
 
+Move = tuple[str, str, str, str]
+
+
 @pytest.fixture
-def listened() -> list[tuple[str, str, str, str]]:
-    seen: list[tuple[str, str, str, str]] = []
+def listened() -> Iterator[list[Move]]:
+    seen: list[Move] = []
 
     def listener(session: Session, event: str, source: S, dest: S) -> None:
         seen.append((session.session_identifier, event, source.value, dest.value))
 
-    remove = add_listener(listener)
+    remove = Session.add_listener(listener)
     yield seen
     remove()
 
 
-def test_hooks_run_in_transitions_order_then_listeners(
-    listened: list[tuple[str, str, str, str]],
-) -> None:
+def test_hooks_run_in_transitions_order_then_listeners(listened: list[Move]) -> None:
     session = Recorder(SID, "TO_BE_BUILT")
     assert session.fail() is True
     assert session.log == [
+        "prepare_fail:TO_BE_BUILT",
         "before_fail:TO_BE_BUILT",
         "on_exit_TO_BE_BUILT:TO_BE_BUILT",
         "on_enter_ERROR:ERROR",
@@ -282,19 +296,18 @@ def test_hooks_do_not_run_for_other_events() -> None:
     assert session.log == ["on_exit_TO_BE_BUILT:TO_BE_BUILT"]
 
 
-def test_subclass_with_hooks_has_one_machine_shared_by_its_instances() -> None:
-    assert Recorder._compiled is not Session._compiled
-    assert Recorder(SID)._compiled is Recorder(SID)._compiled
-
+def test_a_subclass_hook_does_not_run_for_the_parent_or_a_plain_subclass() -> None:
     class Plain(Session):
         pass
 
-    assert Plain._compiled is Session._compiled
+    for session in (Session(SID, "TO_BE_BUILT"), Plain(SID, "TO_BE_BUILT")):
+        assert session.fail() is True
+        assert session.status is S.ERROR
 
 
-@pytest.mark.parametrize("failing", ["before_fail", "on_exit_TO_BE_BUILT"])
+@pytest.mark.parametrize("failing", ["prepare_fail", "before_fail", "on_exit_TO_BE_BUILT"])
 def test_hook_raising_before_the_state_change_changes_nothing(
-    failing: str, monkeypatch: pytest.MonkeyPatch, listened: list[tuple[str, str, str, str]]
+    failing: str, monkeypatch: pytest.MonkeyPatch, listened: list[Move]
 ) -> None:
     monkeypatch.setattr(Recorder, "fail_at", failing)
     session = Recorder(SID, "TO_BE_BUILT")
@@ -306,13 +319,13 @@ def test_hook_raising_before_the_state_change_changes_nothing(
 
 @pytest.mark.parametrize(
     ("failing", "ran"),
-    [("on_enter_ERROR", 3), ("after_fail", 4)],
+    [("on_enter_ERROR", 4), ("after_fail", 5)],
 )
 def test_hook_raising_after_the_state_change_leaves_the_move_standing(
     failing: str,
     ran: int,
     monkeypatch: pytest.MonkeyPatch,
-    listened: list[tuple[str, str, str, str]],
+    listened: list[Move],
 ) -> None:
     monkeypatch.setattr(Recorder, "fail_at", failing)
     session = Recorder(SID, "TO_BE_BUILT")
@@ -323,29 +336,76 @@ def test_hook_raising_after_the_state_change_leaves_the_move_standing(
     assert listened == [(SID, "fail", "TO_BE_BUILT", "ERROR")]
 
 
-def test_end_hook_raising_before_the_change_restores_end_time() -> None:
+def test_end_hooks_receive_the_end_time_and_a_refusal_restores_it() -> None:
+    seen: list[datetime] = []
+
     class Strict(Session):
-        def before_end(self) -> None:
+        def before_end(self, at: datetime) -> None:
+            seen.append(at)
             msg = "not now"
             raise RuntimeError(msg)
 
     session = Strict(SID)
     with pytest.raises(RuntimeError, match="not now"):
         session.end(at=LONG_AGO)
+    assert seen == [LONG_AGO]
     assert session.status is S.WAITING_FOR_END
     assert session.ended_at is None
 
 
-def test_guard_refusal_runs_no_hook() -> None:
-    class Watched(Session):
-        calls: ClassVar[list[str]] = []
+def test_end_held_back_by_a_condition_restores_the_end_time() -> None:
+    class Holds(Session, conditions={"end": "harvested"}):
+        def harvested(self, at: datetime) -> bool:
+            return at > LONG_AGO
 
-        def before_find_no_files(self) -> None:
-            self.calls.append("before")
+    session = Holds(SID)
+    assert session.end(at=LONG_AGO) is False
+    assert (session.status, session.ended_at) == (S.WAITING_FOR_END, None)
+    later = datetime(2026, 1, 1, tzinfo=UTC)
+    assert session.end(at=later) is True
+    assert (session.status, session.ended_at) == (S.TO_BE_BUILT, later)
+
+
+def test_the_guard_gets_now_and_delay_as_event_arguments() -> None:
+    calls: list[dict[str, object]] = []
+
+    class Watched(Session):
+        def file_delay_elapsed(self, **arguments: object) -> bool:
+            calls.append(arguments)
+            return False
+
+        def prepare_find_no_files(self, now: datetime, delay: timedelta) -> None:
+            calls.append({"prepare": (now, delay)})
+
+    session = Watched(SID, "TO_BE_BUILT", ended_at=LONG_AGO)
+    now, delay = datetime(2026, 1, 1, tzinfo=UTC), timedelta(hours=1)
+    assert session.find_no_files(now=now, delay=delay) is False
+    assert calls == [{"prepare": (now, delay)}, {"now": now, "delay": delay}]
+
+
+def test_the_file_delay_guard_is_the_method_named_by_the_rules() -> None:
+    assert Session.file_delay_elapsed.__name__ == FILE_DELAY_GUARD
+    session = Session(SID, "TO_BE_BUILT", ended_at=LONG_AGO)
+    now = LONG_AGO + timedelta(hours=1)
+    assert session.file_delay_elapsed(now=now, delay=timedelta(hours=1)) is True
+    assert session.file_delay_elapsed(now=now, delay=timedelta(hours=2)) is False
+    with pytest.raises(MissingEndTime, match="cannot decide 'find_no_files'"):
+        Session(SID, "TO_BE_BUILT").file_delay_elapsed()
+
+
+def test_guard_refusal_runs_prepare_but_no_other_hook() -> None:
+    calls: list[str] = []
+
+    class Watched(Session):
+        def prepare_find_no_files(self, **_: object) -> None:
+            calls.append("prepare")
+
+        def before_find_no_files(self, **_: object) -> None:
+            calls.append("before")
 
     session = Watched(SID, "TO_BE_BUILT", ended_at=datetime.now(UTC))
     assert session.find_no_files() is False
-    assert Watched.calls == []
+    assert calls == ["prepare"]
 
 
 def test_a_hook_name_that_names_nothing_is_refused_at_class_creation() -> None:
@@ -361,25 +421,213 @@ def test_a_hook_name_that_names_nothing_is_refused_at_class_creation() -> None:
             def after_finish(self) -> None:
                 pass
 
+    with pytest.raises(TypeError, match="'finish' is not one of end, complete"):
 
-def test_listener_removed_is_no_longer_told() -> None:
+        class BadPrepare(Session):
+            def prepare_finish(self) -> None:
+                pass
+
+
+def test_machine_callback_names_are_not_mistaken_for_hooks() -> None:
+    class Logged(Session, prepare_event="prepare_event", after_state_change="after_state_change"):
+        log: ClassVar[list[str]] = []
+
+        def prepare_event(self) -> None:
+            self.log.append("prepare_event")
+
+        def after_state_change(self) -> None:
+            self.log.append("after_state_change")
+
+    assert Logged(SID, "TO_BE_BUILT").fail() is True
+    assert Logged.log == ["prepare_event", "after_state_change"]
+
+
+def test_a_hook_for_an_event_the_class_lifecycle_lacks_is_refused() -> None:
+    # No fail; another way into ERROR keeps the lifecycle valid.
+    moves = (*MOVES, ("find_no_reservation", "BUILT_NOT_EXPORTED", "ERROR"))
+    without_fail = as_lifecycle(tuple(move for move in moves if move[0] != "fail"))
+    with pytest.raises(TypeError, match=r"Bad.before_fail .* 'fail' is not one of end, complete"):
+
+        class Bad(Session, lifecycle=without_fail):
+            def before_fail(self) -> None:
+                pass
+
+
+def test_machine_options_reach_the_machine() -> None:
+    class Sent(Session, send_event=True, finalize_event="finalized"):
+        seen: ClassVar[list[tuple[str, str, bool | None]]] = []
+
+        def finalized(self, data: EventData) -> None:
+            self.seen.append((data.event.name, data.state.name, data.result))
+
+    session = Sent(SID, "TO_BE_BUILT", ended_at=datetime.now(UTC))
+    assert session.find_no_files() is False  # the rule's guard still gets now= and delay=
+    assert session.fail() is True
+    assert Sent.seen == [("find_no_files", "TO_BE_BUILT", False), ("fail", "ERROR", True)]
+
+
+def test_on_exception_receives_a_hook_error_and_the_call_returns_false() -> None:
+    class Caught(Session, on_exception="caught"):
+        errors: ClassVar[list[str]] = []
+
+        def before_fail(self) -> None:
+            msg = "builder down"
+            raise RuntimeError(msg)
+
+        def caught(self) -> None:
+            self.errors.append("caught")
+
+    session = Caught(SID, "TO_BE_BUILT")
+    assert session.fail() is False
+    assert session.status is S.TO_BE_BUILT
+    assert Caught.errors == ["caught"]
+    with pytest.raises(IllegalTransition):  # an illegal event is still refused loudly
+        session.reprocess()
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"conditions": {"finish": "ok"}}, r"conditions= names the event 'finish'"),
+        ({"unless": {"fail": "missing"}}, r"unless= for 'fail' names 'missing', which is not"),
+    ],
+)
+def test_conditions_naming_nothing_are_refused_at_class_creation(
+    keywords: dict[str, object], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        type("Bad", (Session,), {"ok": lambda _self: True}, **keywords)
+
+
+def test_conditions_and_unless_hold_a_move_back() -> None:
+    class Careful(Session, conditions={"fail": "ready"}, unless={"complete": ["busy"]}):
+        def ready(self) -> bool:
+            return self.user == "ready"
+
+        def busy(self) -> bool:
+            return self.user == "busy"
+
+    held = Careful(SID, "TO_BE_BUILT", user="busy")
+    assert (held.may_fail(), held.fail(), held.may_complete(), held.complete()) == (
+        False,
+        False,
+        False,
+        False,
+    )
+    assert held.status is S.TO_BE_BUILT
+    ready = Careful(SID, "TO_BE_BUILT", user="ready")
+    assert ready.may_fail() is True
+    assert ready.fail() is True
+
+
+def test_options_are_inherited_and_extended_by_subclasses() -> None:
+    class Base(Session, conditions={"fail": "ready"}):
+        def ready(self) -> bool:
+            return False
+
+    class Child(Base):
+        def on_enter_ERROR(self) -> None:  # noqa: N802 - transitions' hook naming
+            pass
+
+    assert Child(SID, "TO_BE_BUILT").fail() is False
+
+
+def test_a_hook_firing_another_event_tells_each_move_in_order(listened: list[Move]) -> None:
+    class Chained(Session):
+        def on_enter_BUILT_NOT_EXPORTED(self) -> None:  # noqa: N802 - transitions' hook naming
+            self.complete()
+
+        def on_enter_ERROR(self) -> None:  # noqa: N802 - transitions' hook naming
+            self.retry()
+
+    session = Chained(SID, "TO_BE_BUILT")
+    assert session.fail_export() is True
+    assert session.status is S.COMPLETED
+    assert session.reprocess() is True
+    assert session.fail() is True
+    assert session.status is S.TO_BE_BUILT
+    assert listened == [
+        (SID, "fail_export", "TO_BE_BUILT", "BUILT_NOT_EXPORTED"),
+        (SID, "complete", "BUILT_NOT_EXPORTED", "COMPLETED"),
+        (SID, "reprocess", "COMPLETED", "TO_BE_BUILT"),
+        (SID, "fail", "TO_BE_BUILT", "ERROR"),
+        (SID, "retry", "ERROR", "TO_BE_BUILT"),
+    ]
+
+
+def test_listeners_are_told_after_every_hook_of_the_call() -> None:
+    order: list[str] = []
+
+    class Chained(Session, queued=True):
+        def on_enter_ERROR(self) -> None:  # noqa: N802 - transitions' hook naming
+            order.append("on_enter_ERROR")
+            self.retry()
+
+        def after_retry(self) -> None:
+            order.append("after_retry")
+
+    remove = Chained.add_listener(lambda _s, event, _a, _b: order.append(f"told {event}"))
+    try:
+        assert Chained(SID, "TO_BE_BUILT").fail() is True
+    finally:
+        remove()
+    assert order == ["on_enter_ERROR", "after_retry", "told fail", "told retry"]
+
+
+def test_listeners_belong_to_a_class_and_its_subclasses() -> None:
+    class Parent(Session):
+        pass
+
+    class Child(Parent):
+        pass
+
+    heard: dict[str, list[str]] = {"session": [], "parent": [], "child": []}
+
+    def hears(name: str) -> Callable[[Session, str, S, S], None]:
+        return lambda session, _e, _s, _d: heard[name].append(type(session).__name__)
+
+    removers = [
+        Session.add_listener(hears("session")),
+        Child.add_listener(hears("child")),
+        Parent.add_listener(hears("parent")),  # added after Child exists: Child hears it
+    ]
+    try:
+        for cls in (Session, Parent, Child):
+            cls(SID).end()
+    finally:
+        for remove in removers:
+            remove()
+    assert heard == {
+        "session": ["Session", "Parent", "Child"],
+        "parent": ["Parent", "Child"],
+        "child": ["Child"],
+    }
+
+
+def test_listener_removed_is_no_longer_told_and_removing_twice_is_harmless() -> None:
     seen: list[str] = []
 
     def listener(session: Session, event: str, source: S, dest: S) -> None:
         seen.append(event)
 
-    add_listener(listener)
+    first = Session.add_listener(listener)
+    second = Session.add_listener(listener)  # added twice: told twice
     Session(SID).end()
-    remove_listener(listener)
-    Session(SID).end()
-    remove_listener(listener)  # removing twice is harmless
-    assert seen == ["end"]
-    assert machine_module._listeners == ()
+    first()
+    first()
+    Session(SID, "TO_BE_BUILT").fail()
+    second()
+    Session(SID, "ERROR").retry()
+    assert seen == ["end", "end", "fail"]
 
 
-def test_listener_not_told_of_refused_or_illegal_moves(
-    listened: list[tuple[str, str, str, str]],
-) -> None:
+def test_a_listener_must_be_callable() -> None:
+    with pytest.raises(InvalidArgument, match="invalid listener 'log': expected a callable"):
+        Session.add_listener("log")  # type: ignore[arg-type]
+    Session(SID).end()  # nothing half-added
+
+
+def test_listener_not_told_of_refused_or_illegal_moves(listened: list[Move]) -> None:
     with pytest.raises(IllegalTransition):
         Session(SID).complete()
     Session(SID, "TO_BE_BUILT", ended_at=datetime.now(UTC)).find_no_files()
@@ -391,17 +639,23 @@ def test_listener_error_propagates_and_the_move_stands() -> None:
         msg = "listener down"
         raise RuntimeError(msg)
 
-    remove = add_listener(broken)
+    remove = Session.add_listener(broken)
     try:
-        session = Session(SID)
-        with pytest.raises(RuntimeError, match="listener down"):
-            session.end()
-        assert session.status is S.TO_BE_BUILT
+        for session in (Session(SID), Recorder(SID)):
+            with pytest.raises(RuntimeError, match="listener down"):
+                session.end()
+            assert session.status is S.TO_BE_BUILT
     finally:
         remove()
 
 
-def test_transitions_logger_is_quiet_by_default() -> None:
-    import logging
-
-    assert logging.getLogger("transitions.core").getEffectiveLevel() >= logging.WARNING
+def test_the_package_leaves_the_transitions_logger_alone() -> None:
+    """Quieting transitions is the application's choice, not the library's."""
+    code = (
+        "import logging; import nexuslims_lifecycle.machine; "
+        "print(logging.getLogger('transitions.core').level)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == str(logging.NOTSET)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import Phase, given, settings
@@ -25,6 +25,7 @@ from nexuslims_lifecycle import (
     legality,
 )
 from nexuslims_lifecycle.enums import EventType
+from nexuslims_lifecycle.machine import Listener
 from nexuslims_lifecycle.rules import FILE_DELAY, LIFECYCLE
 from nexuslims_lifecycle.testing import (
     InvalidStrategyArgument,
@@ -66,8 +67,10 @@ def collect(
 
 
 # --- the kit against the real Session --------------------------------------------------
-
-TestSessionFollowsTheLifecycle = LifecycleStateMachine.TestCase
+# The one stateful run of the twelve moves for a plain Session (the path of a class
+# with nothing to call), checked against the test's own copy of the lifecycle table;
+# the second run drives a Session whose hooks fire events (transitions' trigger path).
+# Each runs as many programs as the profile says (2,000 in CI).
 
 
 class AgainstDesignTable(LifecycleStateMachine):
@@ -76,8 +79,29 @@ class AgainstDesignTable(LifecycleStateMachine):
     lifecycle = as_lifecycle()
 
 
-# Runs as many programs as the profile says (2,000 in CI), like every stateful test.
 TestSessionFollowsTheDesignTable = AgainstDesignTable.TestCase
+
+
+class Chained(Session):
+    """Hooks that fire events: a record built but not exported is exported at once, and
+    a failed build is requeued."""
+
+    __slots__ = ()
+
+    def on_enter_BUILT_NOT_EXPORTED(self) -> None:  # noqa: N802 - transitions' hook naming
+        self.complete()
+
+    def on_enter_ERROR(self) -> None:  # noqa: N802 - transitions' hook naming
+        self.retry()
+
+
+class ChainedAgainstDesignTable(AgainstDesignTable):
+    """The kit follows the moves a session's hooks make."""
+
+    session_class = Chained
+
+
+TestHooksThatFireEventsFollowTheDesignTable = ChainedAgainstDesignTable.TestCase
 
 
 # --- statuses, events, illegal moves -----------------------------------------------------
@@ -458,6 +482,85 @@ class RemembersTheLastLook(Session):
         return moved
 
 
+class _ToldByHand(Chained):
+    """Chained, telling its listeners itself around each event method, as ``report`` says."""
+
+    __slots__ = ()
+    heard: ClassVar[list[Listener]]
+    depth: ClassVar[list[int]]
+
+    @classmethod
+    def add_listener(cls, listener: Listener) -> Callable[[], None]:
+        cls.heard.append(listener)
+        return lambda: cls.heard.remove(listener)
+
+    def tell(self, event: str, source: S, dest: S) -> None:
+        for listener in self.heard:
+            listener(self, event, source, dest)  # type: ignore[arg-type]
+
+    def report(self, event: str, source: S, depth: int, moved: bool) -> None:
+        raise NotImplementedError
+
+
+def _told_by_hand(event: str) -> Callable[..., bool]:
+    def fire(self: _ToldByHand, *args: Any, **kwargs: Any) -> bool:
+        source, moved = self.status, False
+        self.depth[0] += 1
+        try:
+            moved = getattr(Session, event)(self, *args, **kwargs)
+        finally:
+            self.depth[0] -= 1
+            self.report(event, source, self.depth[0], moved)
+        return moved
+
+    return fire
+
+
+for _event in EVENTS:
+    setattr(_ToldByHand, _event, _told_by_hand(_event))
+
+
+class ToldAsBefore(_ToldByHand):
+    """Bug (how Session told listeners before): each call tells one move, from where it
+    started to where the session ended up, so a hook's move is folded into the call that
+    set it off: ('fail_export', TO_BE_BUILT, COMPLETED), and a fail whose hook retried is
+    not told at all."""
+
+    __slots__ = ()
+    heard: ClassVar[list[Listener]] = []
+    depth: ClassVar[list[int]] = [0]
+
+    def report(self, event: str, source: S, depth: int, moved: bool) -> None:  # noqa: ARG002
+        if self.status is not source:
+            self.tell(event, source, self.status)
+
+
+class ToldOnlyTheOuterCall(_ToldByHand):
+    """Bug: only the call made by the caller is told, from its source to where the
+    session ended up: a move that does not exist."""
+
+    __slots__ = ()
+    heard: ClassVar[list[Listener]] = []
+    depth: ClassVar[list[int]] = [0]
+
+    def report(self, event: str, source: S, depth: int, moved: bool) -> None:  # noqa: ARG002
+        if depth == 0 and self.status is not source:
+            self.tell(event, source, self.status)
+
+
+class HidesMovesMadeByHooks(_ToldByHand):
+    """Bug: the call made by the caller is told as its own move; the hooks' moves are not."""
+
+    __slots__ = ()
+    heard: ClassVar[list[Listener]] = []
+    depth: ClassVar[list[int]] = [0]
+
+    def report(self, event: str, source: S, depth: int, moved: bool) -> None:
+        rule = LIFECYCLE.rule(source, event)
+        if depth == 0 and moved and rule is not None:
+            self.tell(event, source, rule.dest)
+
+
 class CompletesWithTheStatus(Session):
     """Bug: complete() returns the new status instead of True."""
 
@@ -480,8 +583,8 @@ BROKEN_SESSIONS = [
     ),
     (
         FailsIntoTheWrongStatus,
-        r"fail\(\) from TO_BE_BUILT returned True and left the session NO_RESERVATION; the "
-        r"lifecycle leads to ERROR",
+        r"fail\(\) from TO_BE_BUILT told the listeners \[find_no_reservation: TO_BE_BUILT -> "
+        r"NO_RESERVATION\], but not 'fail: TO_BE_BUILT -> ERROR', the move it made",
     ),
     (
         IgnoresConsentRefusals,
@@ -501,7 +604,7 @@ BROKEN_SESSIONS = [
     ),
     (
         CompletesAfterNoConsent,
-        r"session.allowed_events\(\) is \('complete', 'reprocess'\) at NO_CONSENT; the "
+        r"session.allowed_events\(\) is \('reprocess', 'complete'\) at NO_CONSENT; the "
         r"lifecycle allows \('reprocess',\)",
     ),
     (
@@ -528,6 +631,25 @@ BROKEN_SESSIONS = [
     (
         ReportsStatusAsText,
         r"session.status is 'WAITING_FOR_END', a str: it must be a RecordStatus member",
+    ),
+    (
+        ToldAsBefore,
+        r"(fail_export|fail)\(\) from TO_BE_BUILT told the listeners \[(complete|retry): "
+        r"(BUILT_NOT_EXPORTED|ERROR) -> .*\]: '.*' starts from \3, but the session was then "
+        r"TO_BE_BUILT; each move must be told with its own source, in order",
+    ),
+    (
+        ToldOnlyTheOuterCall,
+        r"fail_export\(\) from TO_BE_BUILT told the listeners \[fail_export: TO_BE_BUILT -> "
+        r"COMPLETED\]: 'fail_export: TO_BE_BUILT -> COMPLETED' is not a move of the lifecycle|"
+        r"fail\(\) from TO_BE_BUILT told the listeners \[\], but not 'fail: TO_BE_BUILT -> "
+        r"ERROR', the move it made; no move may be hidden",
+    ),
+    (
+        HidesMovesMadeByHooks,
+        r"(fail_export|fail)\(\) from TO_BE_BUILT told the listeners \[\1: TO_BE_BUILT -> "
+        r"(BUILT_NOT_EXPORTED|ERROR)\], which end at \2, but the session is "
+        r"(COMPLETED|TO_BE_BUILT)",
     ),
     (
         RefusesRetrySilently,
@@ -646,7 +768,7 @@ class WaitsForAFlag(Session, lifecycle=WAITS_FOR_A_FLAG):
 
     __slots__ = ()
 
-    def files_are_in(self) -> bool:
+    def files_are_in(self, **_: object) -> bool:  # receives the event's now= and delay=
         return self.session_identifier.endswith("1")
 
 

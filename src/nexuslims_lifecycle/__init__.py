@@ -36,7 +36,7 @@ from nexuslims_lifecycle.legality import (
     replay,
     shortest_path,
 )
-from nexuslims_lifecycle.machine import Session, add_listener, remove_listener
+from nexuslims_lifecycle.machine import Session
 from nexuslims_lifecycle.rules import EVENTS, LIFECYCLE
 
 __version__ = "0.1.0"
@@ -68,13 +68,11 @@ __all__ = [
     "UnknownStatus",
     "UnusableDatabase",
     "__version__",
-    "add_listener",
     "allowed_events",
     "can",
     "is_final",
     "next_status",
     "next_statuses",
-    "remove_listener",
     "replay",
     "shortest_path",
 ]

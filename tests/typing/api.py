@@ -8,7 +8,6 @@ from nexuslims_lifecycle import (
     IllegalTransition,
     RecordStatus,
     Session,
-    add_listener,
     allowed_events,
     can,
     next_status,
@@ -33,7 +32,7 @@ def log_move(moved: Session, event: str, source: RecordStatus, dest: RecordStatu
     print(moved.session_identifier, event, source.value, dest.value)  # noqa: T201
 
 
-remove = add_listener(log_move)
+remove = Session.add_listener(log_move)
 remove()
 
 try:

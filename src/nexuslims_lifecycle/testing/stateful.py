@@ -2,8 +2,9 @@
 
 It drives a session (a :class:`~nexuslims_lifecycle.machine.Session` subclass with
 hooks, a store, a listener) through random legal and illegal events and checks,
-after every step, that the session still behaves as the lifecycle says. This
-module needs Hypothesis (the ``test`` extra).
+after every step, that the session still behaves as the lifecycle says, and that
+its listeners were told the truth, including moves its hooks made. This module
+needs Hypothesis (the ``test`` extra).
 """
 
 from __future__ import annotations
@@ -19,44 +20,58 @@ from nexuslims_lifecycle import legality
 from nexuslims_lifecycle.enums import RecordStatus
 from nexuslims_lifecycle.errors import IllegalTransition
 from nexuslims_lifecycle.machine import Session
-from nexuslims_lifecycle.rules import EVENTS, FILE_DELAY, LIFECYCLE, Lifecycle, Rule
+from nexuslims_lifecycle.rules import (
+    EVENTS,
+    FILE_DELAY,
+    FILE_DELAY_GUARD,
+    LIFECYCLE,
+    Lifecycle,
+    Rule,
+    file_delay_elapsed,
+)
 from nexuslims_lifecycle.testing.strategies import (
     _AROUND_THE_DELAY,
     _DELAYS,
     _END_TIMES,
-    _FILE_DELAY_GUARD,
     _NEMO_USAGE_EVENT,
     _NOT_ENDED,
-    _TIMED_EVENTS,
 )
 
 __all__ = ["LifecycleStateMachine"]
 
 
 class _Reference:
-    """What a lifecycle table says, read from its rules (not from a built machine)."""
+    """The strategies a lifecycle table gives rise to, built once per table."""
 
-    __slots__ = ("allowed", "any_event", "legal_event", "moves")
+    __slots__ = ("any_event", "legal_event", "timed")
 
     def __init__(self, lifecycle: Lifecycle) -> None:
-        self.moves = {
-            (source, rule.event): rule for rule in lifecycle.rules for source in rule.sources
-        }
-        self.allowed = {
-            status: tuple(event for (source, event) in self.moves if source is status)
-            for status in RecordStatus
-        }
         # Strategies built once: building one per step costs more than the step.
         self.any_event = st.sampled_from(tuple(dict.fromkeys((*lifecycle.events, *EVENTS))))
         self.legal_event = {
-            status: st.sampled_from(events) for status, events in self.allowed.items() if events
+            status: st.sampled_from(lifecycle.allowed(status))
+            for status in RecordStatus
+            if lifecycle.allowed(status)
         }
+        self.timed = lifecycle.guarded_by(FILE_DELAY_GUARD)
 
 
 @cache
 def _reference(lifecycle: Lifecycle) -> _Reference:
     """Return the reference for ``lifecycle``, built once per table."""
     return _Reference(lifecycle)
+
+
+class _Told(NamedTuple):
+    """One move a listener was told of."""
+
+    event: str
+    source: RecordStatus
+    dest: RecordStatus
+
+    def __str__(self) -> str:
+        """Return ``event: SOURCE -> DEST``."""
+        return f"{self.event}: {_shown(self.source)} -> {_shown(self.dest)}"
 
 
 class _Snapshot(NamedTuple):
@@ -100,7 +115,14 @@ class LifecycleStateMachine(RuleBasedStateMachine):
       by its guard, returns False and changes nothing;
     - the file-delay guard lets the move happen exactly when the delay has passed
       since the session ended;
-    - ``may_<event>()``, asked just before, said what the event then did.
+    - ``may_<event>()``, asked just before, said what the event then did;
+    - the session class's listeners (:meth:`~nexuslims_lifecycle.machine.Session.add_listener`)
+      were told each move, with its own event, source and destination, in order:
+      the moves form a chain of lifecycle moves from the status before the step to
+      the status after it, the event fired is among them, and a call that did not
+      move told nothing. Moves made by the class's hooks (an ``on_enter_ERROR``
+      that fires ``retry()``) are followed: the session is then expected where the
+      last of them led.
 
     After every step these invariants hold: the status is a
     :class:`~nexuslims_lifecycle.enums.RecordStatus`,
@@ -111,7 +133,8 @@ class LifecycleStateMachine(RuleBasedStateMachine):
 
     Subclass it to check your own code: set :attr:`session_class` (or override
     :meth:`make_session`), add ``@invariant()`` or ``@rule()`` methods of your
-    own, and expose ``TestYours = YourMachine.TestCase`` to pytest.
+    own, and expose ``TestYours = YourMachine.TestCase`` to pytest. A subclass that
+    overrides :meth:`teardown` calls ``super().teardown()``, which stops listening.
 
     Attributes
     ----------
@@ -138,6 +161,18 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         self.ended_at: datetime | None = None
         self.last_move: tuple[RecordStatus, Rule] | None = None
         self.session = self.make_session()
+        self.told: list[_Told] = []
+        self._stop_listening = type(self.session).add_listener(self._hear)
+
+    def _hear(self, session: Session, event: str, source: RecordStatus, dest: RecordStatus) -> None:
+        """Listen for the moves of the session being driven."""
+        if session is self.session:
+            self.told.append(_Told(event, source, dest))
+
+    def teardown(self) -> None:
+        """Stop listening to the session's class."""
+        self._stop_listening()
+        super().teardown()
 
     def make_session(self) -> Session:
         """Return the session to drive, in the lifecycle's initial status.
@@ -173,7 +208,8 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         calls, asks = self._arguments(event, data)
         before = self._snapshot()
         may = getattr(self.session, f"may_{event}")(**asks)
-        move = self.reference.moves.get((self.expected, event))
+        self.told.clear()
+        move = self.lifecycle.rule(self.expected, event)
         if move is None:
             self._check_refused(event, calls, before, may)
         else:
@@ -183,7 +219,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         """Draw the arguments for ``event`` and for ``may_<event>``."""
         if event == "end":
             return {"at": data.draw(_END_TIMES, label="at")}, {}
-        if event not in _TIMED_EVENTS:
+        if event not in self.reference.timed:
             return {}, {}
         delay = data.draw(_DELAYS, label="delay")
         off_by = data.draw(_AROUND_THE_DELAY, label="time since the end, minus the delay")
@@ -204,9 +240,8 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         """Return whether the move's guard lets it happen, or None when the kit cannot tell."""
         if move.guard is None:
             return True
-        if move.guard == _FILE_DELAY_GUARD and self.ended_at is not None and "now" in calls:
-            elapsed: timedelta = calls["now"] - self.ended_at
-            return elapsed >= self._delay(calls["delay"])
+        if move.guard == FILE_DELAY_GUARD and self.ended_at is not None and "now" in calls:
+            return file_delay_elapsed(self.ended_at, calls["now"], self._delay(calls["delay"]))
         return None
 
     def _check_refused(
@@ -238,6 +273,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             may is False,
             f"may_{event}() returned {may!r} from {source}, where the lifecycle forbids {event!r}",
         )
+        self._check_told(call, None)
 
     def _check_made(
         self, move: Rule, calls: dict[str, Any], before: _Snapshot, may: object
@@ -245,13 +281,8 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         """Check that a legal event moved where the table says, or was held back by its guard."""
         source, call = self.expected.value, _call(move.event, calls)
         result = getattr(self.session, move.event)(**calls)
-        if result is True:
-            status = self.session.status
-            _require(
-                status is move.dest,
-                f"{call} from {source} returned True and left the session {_shown(status)}; "
-                f"the lifecycle leads to {move.dest.value}",
-            )
+        if result is True:  # where it led, as its listeners heard it (hooks may move on)
+            self._check_told(call, _Told(move.event, self.expected, move.dest))
         elif result is False:
             _require(
                 move.guard is not None,
@@ -277,10 +308,44 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             may is result,
             f"may_{move.event}() said {may!r} from {source}, but {call} then returned {result!r}",
         )
-        if result:
+        if not result:
+            self._check_told(call, None)
+        else:
             self.last_move = (self.expected, move)
-            self.expected = move.dest
+            self.expected = self.told[-1].dest
             self.ended_at = calls["at"] if move.event == "end" else self.ended_at
+
+    def _check_told(self, call: str, fired: _Told | None) -> None:
+        """Check what the listeners were told of the call: each move, in order, or nothing."""
+        told, start = self.told, self.expected
+        heard = "[" + ", ".join(map(str, told)) + "]"
+        said = f"{call} from {start.value} told the listeners {heard}"
+        if fired is None:
+            _require(not told, f"{said}, but it made no move: a listener must hear nothing")
+            return
+        where = start
+        for move in told:
+            _require(
+                move.source is where,
+                f"{said}: '{move}' starts from {_shown(move.source)}, but the session was then "
+                f"{_shown(where)}; each move must be told with its own source, in order",
+            )
+            rule = self.lifecycle.rule(where, move.event)
+            _require(
+                rule is not None and rule.dest is move.dest,
+                f"{said}: '{move}' is not a move of the lifecycle; each move must be told "
+                "with its own event and destination",
+            )
+            where = move.dest
+        _require(
+            fired in told,
+            f"{said}, but not '{fired}', the move it made; no move may be hidden",
+        )
+        status = self.session.status
+        _require(
+            status is where,
+            f"{said}, which end at {_shown(where)}, but the session is {_shown(status)}",
+        )
 
     @invariant()
     def status_is_a_record_status(self) -> None:
@@ -318,7 +383,10 @@ class LifecycleStateMachine(RuleBasedStateMachine):
     def allowed_events_agree_with_legality(self) -> None:
         """Check that ``allowed_events()`` lists exactly the events the lifecycle allows."""
         status = self.session.status
-        expected = self.reference.allowed.get(status, ())
+        try:  # a plain str hashes like its member: its answer is still compared
+            expected = self.lifecycle.allowed(status)
+        except KeyError:
+            expected = ()
         listed = tuple(self.session.allowed_events())
         where = _shown(status)
         _require(
