@@ -290,7 +290,8 @@ def test_a_revised_usage_event_updates_the_rows_it_wrote(deployment: Deployment)
     with SessionLogStore(deployment.db) as store:
         assert store.status(session) is RecordStatus.TO_BE_BUILT
         (info,) = store.sessions()
-    assert (info.user, info.started_at) == ("grace", revised_start.isoformat())
+    assert (info.user, info.started_at) == ("grace", revised_start)
+    assert info.started_at.utcoffset() == revised_start.utcoffset()  # NexusLIMS's own offset
     assert clean(deployment.db) == []
 
     deployment.build()
