@@ -76,3 +76,24 @@ def test_the_version_is_known_in_a_checkout_that_is_not_installed(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == nexuslims_lifecycle.__version__
     assert nexuslims_lifecycle.__version__.count(".") == 2
+
+
+def test_an_audit_of_postgresql_without_psycopg_names_the_extra(tmp_path: Path) -> None:
+    done = run(
+        NO_PSYCOPG + "from nexuslims_lifecycle import MissingExtra\n"
+        "from nexuslims_lifecycle.audit import audit\n"
+        "try:\n"
+        "    audit('postgresql://nobody@127.0.0.1:1/none')\n"
+        "except MissingExtra as error:\n"
+        "    print(error.package, error.extra)\n",
+        tmp_path,
+    )
+    assert (done.returncode, done.stdout) == (0, "psycopg sql\n"), done.stderr
+
+
+def test_only_the_sql_extras_packages_are_named_as_missing() -> None:
+    found = errors.MissingExtra.of_sql_extra(ModuleNotFoundError(name="psycopg.pq"), "x")
+    assert found is not None
+    assert (found.package, found.extra) == ("psycopg", "sql")
+    assert errors.MissingExtra.of_sql_extra(ModuleNotFoundError(name="yaml"), "x") is None
+    assert errors.MissingExtra.of_sql_extra(ImportError("no name"), "x") is None

@@ -206,6 +206,32 @@ class MissingExtra(LifecycleError, ImportError):
         )
         super().__init__(msg, name=package)
 
+    @classmethod
+    def of_sql_extra(cls, error: ImportError, feature: str) -> MissingExtra | None:
+        """Return the error naming the ``sql`` extra when ``error`` is about one of its packages.
+
+        Parameters
+        ----------
+        error
+            An ``ImportError`` raised while opening a database.
+        feature
+            What needed the package, e.g. ``"a PostgreSQL session log"``.
+
+        Returns
+        -------
+        MissingExtra or None
+            The error to raise instead, or None when ``error`` is about another package
+            (which must then propagate as it is).
+        """
+        package = (error.name or "").partition(".")[0]
+        return cls(package, "sql", feature) if package in _SQL_EXTRA_PACKAGES else None
+
+
+_SQL_EXTRA_PACKAGES = frozenset(
+    {"sqlalchemy", "psycopg", "psycopg2", "psycopg_binary", "psycopg_c"}
+)
+"""The packages the ``sql`` extra installs, and the drivers SQLAlchemy may import for them."""
+
 
 class TransitionConflict(LifecycleError):
     """Another writer changed the session first; nothing was written.

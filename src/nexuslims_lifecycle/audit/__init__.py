@@ -338,7 +338,10 @@ def _read_only_engine(url: str | Path) -> sa.Engine:
     try:
         return sa.create_engine(parsed, connect_args={"options": options, "connect_timeout": 10})
     except (sa.exc.ArgumentError, ImportError) as error:
-        raise UnusableDatabase(_shown(text), str(error)) from error
+        missing = None
+        if isinstance(error, ImportError):
+            missing = MissingExtra.of_sql_extra(error, "auditing a PostgreSQL database")
+        raise missing or UnusableDatabase(_shown(text), str(error)) from error
 
 
 def _sqlite_read_only(path: Path, shown: str) -> sa.Engine:

@@ -77,8 +77,6 @@ EXIT_BAD_INPUT: Final = 2
 EXIT_CONFLICT: Final = 3
 """Another writer moved the session since it was read: read again and retry."""
 
-_SQL_EXTRA_MODULES: Final = frozenset({"sqlalchemy", "psycopg", "psycopg_binary", "psycopg_c"})
-
 P = ParamSpec("P")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any] | click.Command)
@@ -219,13 +217,6 @@ class Conflict(CommandError):
     prefix = "conflict"
 
 
-def is_missing_sql_extra(error: ImportError) -> bool:
-    """Return whether ``error`` says the ``sql`` extra is not installed (and nothing else)."""
-    if isinstance(error, MissingExtra):
-        return True
-    return (error.name or "").partition(".")[0] in _SQL_EXTRA_MODULES
-
-
 @contextmanager
 def library_errors() -> Iterator[None]:
     """Turn the library's errors raised inside into :class:`CommandError`.
@@ -244,9 +235,9 @@ def library_errors() -> Iterator[None]:
     except LifecycleError as error:
         raise CommandError(str(error)) from error
     except ImportError as error:
-        if not is_missing_sql_extra(error):
+        missing = MissingExtra.of_sql_extra(error, "the session log store")
+        if missing is None:
             raise
-        missing = MissingExtra(error.name or "sqlalchemy", "sql", "the session log store")
         raise CommandError(str(missing)) from error
 
 

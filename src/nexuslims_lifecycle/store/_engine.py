@@ -32,9 +32,6 @@ __all__ = [
     "use_wal",
 ]
 
-_POSTGRES_DRIVERS: Final = frozenset({"psycopg", "psycopg2"})
-"""The drivers SQLAlchemy imports for a PostgreSQL URL, only when one is used."""
-
 BUSY_TIMEOUT: Final = 60.0
 """Seconds a SQLite writer waits for the write lock before giving up."""
 
@@ -123,9 +120,10 @@ def create_engine(url: URL) -> Engine:
     try:
         return sa.create_engine(url, connect_args={"options": options})
     except ImportError as error:
-        if error.name not in _POSTGRES_DRIVERS:
+        missing = MissingExtra.of_sql_extra(error, "a PostgreSQL session log")
+        if missing is None:
             raise
-        raise MissingExtra(error.name, "sql", "a PostgreSQL session log") from error
+        raise missing from error
 
 
 def _sqlite_engine(url: URL) -> Engine:
